@@ -1,0 +1,3 @@
+from lossbench.cli import main
+
+main()

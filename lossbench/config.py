@@ -1,0 +1,201 @@
+"""Locate `conf/`, compose configs with Hydra, and validate them before anything runs.
+
+Validation turns Hydra's multi-line errors into one line that names the valid choices, and checks
+every `_target_` node's values against the type hints of the class it instantiates, so a typo or a
+wrong type fails at the command line instead of inside training.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from hydra.utils import get_method
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from lossbench import LossbenchError
+
+CONFIG_NAME = "config"
+GROUPS = ("dataset", "backbone", "loss", "distance", "optim", "trainer", "tracker")
+# Keys that locate inputs/outputs or change only the display: they never change a run's identity.
+NON_IDENTITY_KEYS = ("results_dir", "data_dir")
+_HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
+
+
+def conf_dir() -> Path:
+    """The config tree: packaged inside the wheel as `lossbench/conf`, or `conf/` beside the package."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / f"{CONFIG_NAME}.yaml").is_file():
+            return candidate
+    raise LossbenchError(f"config tree not found: looked for {here / 'conf'} and {here.parent / 'conf'}")
+
+
+def group_options(group: str) -> list[str]:
+    """Option names of one config group (yaml stems in `conf/<group>/`)."""
+    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+
+
+def compose_run(overrides: list[str]) -> tuple[DictConfig, dict[str, str]]:
+    """Compose one run's config; returns (config without the `hydra` node, group choices).
+
+    Raises LossbenchError with a one-line message for unknown options, unknown keys and bad syntax.
+    """
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(conf_dir()), version_base="1.3"):
+            cfg = compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
+    except MissingConfigException as exc:
+        raise LossbenchError(_missing_option_message(exc, overrides)) from None
+    except (ConfigCompositionException, OverrideParseException, OmegaConfBaseException) as exc:
+        raise LossbenchError(_composition_message(exc)) from None
+    finally:
+        GlobalHydra.instance().clear()
+    choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
+    with _writable(cfg):
+        del cfg["hydra"]
+    return cfg, choices
+
+
+def expand_sweep(overrides: list[str]) -> list[list[str]]:
+    """Expand comma sweeps (`distance=a,b seed=0,1`) into the override list of every job."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    jobs: list[list[str]] = [[]]
+    for override in parsed:
+        values = (
+            [f"{override.get_key_element()}={v}" for v in override.sweep_string_iterator()]
+            if override.is_sweep_override()
+            else [override.input_line]
+        )
+        jobs = [job + [v] for job in jobs for v in values]
+    return jobs
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check that every value resolves and matches the type hints of the class it configures."""
+    try:
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as exc:
+        raise LossbenchError(f"cannot resolve config: {exc}".splitlines()[0]) from None
+    for path, node in _target_nodes(cfg, ""):
+        _check_target(path, node)
+
+
+def _target_nodes(node: Any, path: str) -> Iterator[tuple[str, DictConfig]]:
+    if isinstance(node, DictConfig):
+        if "_target_" in node:
+            yield path, node
+        for key in node:
+            yield from _target_nodes(node[key], f"{path}.{key}" if path else str(key))
+    elif isinstance(node, ListConfig):
+        for i, item in enumerate(node):
+            yield from _target_nodes(item, f"{path}[{i}]")
+
+
+def _check_target(path: str, node: DictConfig) -> None:
+    try:
+        target = get_method(node["_target_"]) if "." in node["_target_"] else None
+    except Exception:
+        target = None
+    if target is None:
+        raise LossbenchError(f"{path}._target_: cannot import '{node['_target_']}'")
+    signature = inspect.signature(target)
+    params = signature.parameters
+    accepts_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    try:
+        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
+    except Exception:
+        hints = {}
+    for key in node:
+        if key in _HYDRA_KEYS:
+            continue
+        if key not in params and not accepts_kwargs:
+            valid = ", ".join(p for p in params if p not in ("self", "args", "kwargs"))
+            raise LossbenchError(f"unknown key '{path}.{key}'; valid keys: {valid}")
+        value = node[key]
+        if key in hints and not isinstance(value, DictConfig) and not _matches(value, hints[key]):
+            raise LossbenchError(
+                f"{path}.{key}: expected {_type_name(hints[key])}, got {value!r}"
+            )
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """True when `value` (a plain config value) fits `hint`; unknown hint kinds are accepted."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any or hint is inspect.Parameter.empty:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple, typing.Sequence, __import__("collections.abc").abc.Sequence) or hint in (list, tuple):
+        if not isinstance(value, (ListConfig, list, tuple)):
+            return False
+        inner = [a for a in args if a is not Ellipsis]
+        return not inner or all(_matches(v, inner[0]) for v in value)
+    return True
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _missing_option_message(exc: MissingConfigException, overrides: list[str]) -> str:
+    missing = exc.missing_cfg_file or ""
+    group, _, option = missing.partition("/")
+    if group in GROUPS or (conf_dir() / group).is_dir():
+        return f"unknown {group} '{option}'; choose one of: {', '.join(group_options(group))}"
+    return str(exc).splitlines()[0]
+
+
+def _composition_message(exc: BaseException) -> str:
+    text = str(exc) or str(exc.__cause__ or "") or type(exc).__name__
+    if "is not in struct" in text or "Key '" in text and "not" in text:
+        key = text.split("'")[1] if "'" in text else text
+        parent, _, _ = key.rpartition(".")
+        return f"unknown key '{key}'" + (f"; valid keys of {parent}: {_keys_of(parent)}" if parent else "")
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _keys_of(parent: str) -> str:
+    try:
+        cfg, _ = compose_run([])
+        node = OmegaConf.select(cfg, parent)
+        return ", ".join(k for k in node if k not in _HYDRA_KEYS) if isinstance(node, DictConfig) else "?"
+    except LossbenchError:
+        return "?"
+
+
+class _writable:
+    """Context manager that lifts struct/readonly flags on a config for in-place edits."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+
+    def __enter__(self) -> DictConfig:
+        OmegaConf.set_struct(self.cfg, False)
+        OmegaConf.set_readonly(self.cfg, False)
+        return self.cfg
+
+    def __exit__(self, *exc: object) -> None:
+        OmegaConf.set_struct(self.cfg, True)

@@ -1,0 +1,188 @@
+"""The single training loop. Tensors and modules only: no files, no Hydra, no result rows.
+
+Every step records the global gradient L2 norm before any clipping. Every epoch evaluates on the
+validation split (and, for the learning curves only, on test); the checkpoint with the best
+validation accuracy is restored at the end, so test data never influences model selection.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from lossbench.data.base import Splits, TensorLoader
+from lossbench.losses.base import Criterion
+from lossbench.metrics import accuracy, macro_f1, param_norm, summarize
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FitResult:
+    """What training produced: per-epoch history rows, every step's gradient norm, and the outcome."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    grad_norms: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    steps: int = 0
+    status: Literal["completed", "diverged"] = "completed"
+    train_time_s: float = 0.0
+
+
+class Trainer:
+    """Epoch-based minibatch training with validation-based checkpoint selection."""
+
+    def __init__(
+        self,
+        epochs: int = 20,
+        batch_size: int = 128,
+        eval_batch_size: int = 1024,
+        grad_clip: float | None = None,
+        eval_test_each_epoch: bool = True,
+        progress: bool | Literal["auto"] = "auto",
+    ) -> None:
+        if epochs < 1 or batch_size < 1 or eval_batch_size < 1:
+            raise ValueError("trainer.epochs, batch_size and eval_batch_size must be >= 1")
+        self.epochs, self.batch_size, self.eval_batch_size = epochs, batch_size, eval_batch_size
+        self.grad_clip, self.eval_test_each_epoch = grad_clip, eval_test_each_epoch
+        self.progress = sys.stderr.isatty() if progress == "auto" else bool(progress)
+
+    def steps_per_epoch(self, n_train: int) -> int:
+        return -(-n_train // self.batch_size)
+
+    def fit(
+        self,
+        model: nn.Module,
+        criterion: Criterion,
+        optimizer: Optimizer,
+        scheduler: LRScheduler,
+        data: Splits,
+        generator: torch.Generator,
+    ) -> FitResult:
+        """Train for `epochs`, restore the best-validation-accuracy weights, return the record."""
+        loader = TensorLoader(data.x_train, data.y_train, self.batch_size, True, generator, data.augment)
+        params = [p for p in model.parameters() if p.requires_grad]
+        head = getattr(model, "head", model)
+        result = FitResult()
+        best_acc, best_state = -math.inf, None
+        for epoch in range(1, self.epochs + 1):
+            t0 = time.perf_counter()
+            loss_sum, correct, seen, norms = self._train_epoch(model, criterion, optimizer, scheduler, loader, params, result)
+            train_time = time.perf_counter() - t0
+            result.train_time_s += train_time
+            result.grad_norms += norms
+            row: dict[str, Any] = {
+                "epoch": epoch,
+                "step": result.steps,
+                "lr": optimizer.param_groups[0]["lr"],
+                "train_loss": loss_sum / seen,
+                "train_acc": correct / seen,
+                **summarize(norms, "grad_norm"),
+                "head_param_norm": param_norm(head),
+                "model_param_norm": param_norm(model),
+                "epoch_time_s": train_time,
+                "samples_per_s": seen / train_time if train_time > 0 else math.nan,
+            }
+            if not math.isfinite(row["train_loss"]):
+                result.history.append(row)
+                result.status = "diverged"
+                log.warning("epoch %d: training loss is %s; stopping (status=diverged)", epoch, row["train_loss"])
+                break
+            t1 = time.perf_counter()
+            row.update(_prefixed("val", self.evaluate(model, criterion, data.x_val, data.y_val, data.num_classes)))
+            if self.eval_test_each_epoch:
+                row.update(_prefixed("test", self.evaluate(model, criterion, data.x_test, data.y_test, data.num_classes)))
+            row["eval_time_s"] = time.perf_counter() - t1
+            result.history.append(row)
+            if row["val_acc"] > best_acc:
+                best_acc, result.best_epoch = row["val_acc"], epoch
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            log.info(
+                "epoch %*d/%d  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  grad %.3g  (%.2fs)",
+                len(str(self.epochs)), epoch, self.epochs, row["train_loss"], row["train_acc"],
+                row["val_loss"], row["val_acc"], row["grad_norm_mean"], train_time,
+            )
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        return result
+
+    def _train_epoch(
+        self,
+        model: nn.Module,
+        criterion: Criterion,
+        optimizer: Optimizer,
+        scheduler: LRScheduler,
+        loader: TensorLoader,
+        params: list[Tensor],
+        result: FitResult,
+    ) -> tuple[float, int, int, list[float]]:
+        model.train()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=loader.y.device)
+        correct = torch.zeros((), dtype=torch.long, device=loader.y.device)
+        norms: list[Tensor] = []
+        with _progress_bar(self.progress, len(loader)) as advance:
+            for xb, yb in loader:
+                logits = model(xb)
+                loss = criterion(logits, yb, result.steps)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grads = [p.grad for p in params if p.grad is not None]
+                norm = torch.nn.utils.get_total_norm(grads)  # before clipping
+                if self.grad_clip is not None:
+                    torch.nn.utils.clip_grads_with_norm_(params, self.grad_clip, norm)
+                optimizer.step()
+                scheduler.step()
+                result.steps += 1
+                loss_sum += loss.detach() * len(yb)
+                correct += logits.detach().argmax(1).eq(yb).sum()
+                norms.append(norm.detach())
+                advance()
+        values = torch.stack(norms).tolist() if norms else []
+        return loss_sum.item(), int(correct.item()), len(loader.y), values
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, criterion: Criterion, x: Tensor, y: Tensor, num_classes: int) -> dict[str, float]:
+        """Loss (batch-size weighted mean), accuracy and macro-F1 of the model on (x, y)."""
+        model.eval()
+        loss_sum, preds = 0.0, []
+        for xb, yb in TensorLoader(x, y, self.eval_batch_size):
+            logits = model(xb)
+            loss_sum += criterion(logits, yb).item() * len(yb)
+            preds.append(logits.argmax(1))
+        pred = torch.cat(preds)
+        return {"loss": loss_sum / len(y), "acc": accuracy(pred, y), "f1": macro_f1(pred, y, num_classes)}
+
+
+def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}_{k}": v for k, v in metrics.items()}
+
+
+class _progress_bar:
+    """A transient rich progress bar over one epoch's batches; a no-op when disabled."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled, self.total, self._progress = enabled and total > 1, total, None
+
+    def __enter__(self) -> Callable[[], None]:
+        if not self.enabled:
+            return lambda: None
+        from rich.progress import Progress
+
+        self._progress = Progress(transient=True)
+        self._progress.start()
+        task = self._progress.add_task("train", total=self.total)
+        return lambda: self._progress.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()

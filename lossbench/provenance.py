@@ -1,0 +1,55 @@
+"""Where a result came from: code version, package versions, machine."""
+
+from __future__ import annotations
+
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import lossbench
+
+
+def git_state(path: Path) -> tuple[str | None, bool | None]:
+    """(commit sha, dirty flag) of the git work tree holding `path`, or (None, None) outside git."""
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(path), *args], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+
+    try:
+        sha = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return sha, dirty
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
+def provenance(device: torch.device) -> dict[str, Any]:
+    """Columns that say which code, libraries and machine produced a row."""
+    import codecarbon
+    import numpy
+
+    sha, dirty = git_state(Path(lossbench.__file__).resolve().parent)
+    return {
+        "git_sha": sha,
+        "git_dirty": dirty,
+        "lossbench_version": lossbench.__version__,
+        "torch_version": torch.__version__,
+        "numpy_version": numpy.__version__,
+        "codecarbon_version": codecarbon.__version__,
+        "python_version": sys.version.split()[0],
+        "device": str(device),
+        "device_name": device_name(device),
+        "hostname": socket.gethostname(),
+    }

@@ -1,0 +1,142 @@
+"""One run: effective config -> seeded objects -> Trainer.fit -> final metrics and energy -> Parquet rows.
+
+A run is a pure function of its effective config: `run_id` hashes it (without output locations),
+and within one seed every head starts from the same backbone initialisation and sees the same
+data order, so heads are compared on equal terms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from lossbench import LossbenchError
+from lossbench.config import NON_IDENTITY_KEYS, validate
+from lossbench.models.classifier import Classifier
+from lossbench.metrics import count_params, param_norm, summarize
+from lossbench.provenance import provenance
+from lossbench.store import SCHEMA_VERSION, run_id, write_run
+
+log = logging.getLogger(__name__)
+AXES = ("dataset", "backbone", "loss", "distance", "optim")
+
+
+@dataclass
+class RunOutcome:
+    """The summary row written, and where it was written."""
+
+    summary: dict[str, Any]
+    path: Path
+
+
+def effective_config(cfg: DictConfig, choices: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(resolved config as plain data, axis values). Heads without a distance get `distance: none`,
+    so `loss=ce` is the same run whatever `distance` says."""
+    validate(cfg)
+    data = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(data, dict)
+    axes: dict[str, Any] = {axis: choices.get(axis) for axis in AXES}
+    if "distance" not in data["loss"]["head"]:
+        data["distance"], axes["distance"] = None, "none"
+    axes["seed"] = data["seed"]
+    return data, axes
+
+
+def derived_seed(seed: int, stream: str) -> int:
+    """An independent seed per random stream (head init, data order, dropout) from the run seed."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{stream}".encode()).digest()[:7], "big")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise LossbenchError(f"unknown device '{name}'; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LossbenchError(f"device={name} but CUDA is not available here; use device=cpu or device=auto")
+    return device
+
+
+def execute(cfg: DictConfig, choices: dict[str, str]) -> RunOutcome:
+    """Train and evaluate one configuration, then write its summary row and history."""
+    data_cfg, axes = effective_config(cfg, choices)
+    identity = {k: v for k, v in data_cfg.items() if k not in NON_IDENTITY_KEYS}
+    rid = run_id({"axes": axes, "config": identity})
+    seed = int(cfg.seed)
+    device = resolve_device(cfg.device)
+    started, t0 = datetime.now(timezone.utc), time.perf_counter()
+    log.info("run %s: %s", rid, "  ".join(f"{k}={v}" for k, v in axes.items()))
+
+    dataset = instantiate(cfg.dataset)
+    dataset.check()
+    splits = dataset.load().to(device)
+    torch.manual_seed(seed)  # the backbone init depends on the seed only, never on the head
+    backbone = instantiate(cfg.backbone, input_shape=splits.input_shape, vocab_size=splits.vocab_size)
+    torch.manual_seed(derived_seed(seed, "head"))
+    head = instantiate(cfg.loss.head, in_features=backbone.out_features, num_classes=splits.num_classes)
+    model = Classifier(backbone, head).to(device)
+    criterion = instantiate(cfg.loss.criterion)
+    trainer = instantiate(cfg.trainer)
+    optimizer = instantiate(cfg.optim.optimizer)(model.parameters())
+    total_steps = trainer.epochs * trainer.steps_per_epoch(len(splits.y_train))
+    scheduler = instantiate(cfg.optim.scheduler)(optimizer, total_steps=total_steps)
+    order = torch.Generator().manual_seed(derived_seed(seed, "data"))
+    torch.manual_seed(derived_seed(seed, "train"))  # dropout etc.
+
+    tracker = instantiate(cfg.tracker)
+    tracker.start()
+    try:
+        fit = trainer.fit(model, criterion, optimizer, scheduler, splits, order)
+        final: dict[str, float] = {}
+        for split in ("train", "val", "test"):
+            x, y = getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}")
+            metrics = trainer.evaluate(model, criterion, x, y, splits.num_classes)
+            final.update({f"{split}_{k}": v for k, v in metrics.items()})
+    finally:
+        energy = tracker.stop()
+
+    epochs_run = len(fit.history)
+    summary: dict[str, Any] = {
+        "run_id": rid,
+        "status": fit.status,
+        **axes,
+        **final,
+        "best_epoch": fit.best_epoch,
+        "epochs": epochs_run,
+        "steps": fit.steps,
+        **summarize(fit.grad_norms, "grad_norm"),
+        "head_param_norm": param_norm(head),
+        "model_param_norm": param_norm(model),
+        "n_params": count_params(model),
+        "n_head_params": count_params(head),
+        **splits.sizes(),
+        "duration_s": time.perf_counter() - t0,
+        "train_time_s": fit.train_time_s,
+        "time_per_epoch_s": fit.train_time_s / max(1, epochs_run),
+        "samples_per_s": len(splits.y_train) * epochs_run / fit.train_time_s if fit.train_time_s > 0 else None,
+        **energy,
+        **provenance(device),
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "schema_version": SCHEMA_VERSION,
+        "config_json": json.dumps(data_cfg, sort_keys=True),
+    }
+    path = write_run(Path(cfg.results_dir).expanduser(), summary, fit.history)
+    energy_text = f"{summary['energy_kwh']:.3g} kWh" if summary["energy_kwh"] is not None else "energy n/a"
+    log.info(
+        "%s  test_acc %.4f  test_f1 %.4f  %.1fs  %s  -> %s",
+        fit.status, final["test_acc"], final["test_f1"], summary["duration_s"], energy_text, path,
+    )
+    return RunOutcome(summary, path)
