@@ -48,17 +48,12 @@ def _fail(message: str) -> None:
 
 
 def preflight(overrides: list[str], multirun: bool) -> int:
-    """Compose and validate every job of the command before anything runs; returns the job count."""
-    from hydra.utils import instantiate
-
-    from lossbench.run import effective_config, resolve_device
+    """Compose, validate and dry-build every job of the command before anything runs; returns the job count."""
+    from lossbench.run import dry_build
 
     jobs = expand_sweep(overrides) if multirun else [overrides]
     for job in jobs:
-        cfg, choices = compose_run(job)
-        effective_config(cfg, choices)
-        resolve_device(cfg.device)
-        instantiate(cfg.dataset).check()
+        dry_build(*compose_run(job))
     return len(jobs)
 
 

@@ -57,7 +57,7 @@ def compose_run(overrides: list[str]) -> tuple[DictConfig, dict[str, str]]:
     except MissingConfigException as exc:
         raise LossbenchError(_missing_option_message(exc, overrides)) from None
     except (ConfigCompositionException, OverrideParseException, OmegaConfBaseException) as exc:
-        raise LossbenchError(_composition_message(exc)) from None
+        raise LossbenchError(_composition_message(exc, overrides)) from None
     finally:
         GlobalHydra.instance().clear()
     choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
@@ -80,12 +80,18 @@ def expand_sweep(overrides: list[str]) -> list[list[str]]:
     return jobs
 
 
+ROOT_TYPES: dict[str, Any] = {"seed": int, "data_dir": str, "results_dir": str, "device": str}
+
+
 def validate(cfg: DictConfig) -> None:
     """Check that every value resolves and matches the type hints of the class it configures."""
     try:
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as exc:
         raise LossbenchError(f"cannot resolve config: {exc}".splitlines()[0]) from None
+    for key, hint in ROOT_TYPES.items():
+        if not _matches(cfg.get(key), hint):
+            raise LossbenchError(f"{key}: expected {_type_name(hint)}, got {cfg.get(key)!r}")
     for path, node in _target_nodes(cfg, ""):
         _check_target(path, node)
 
@@ -148,6 +154,8 @@ def _matches(value: Any, hint: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is str:
         return isinstance(value, str)
+    if inspect.isclass(hint) and origin is None and hint not in (list, tuple):
+        return isinstance(value, hint)
     if origin in (list, tuple, typing.Sequence, __import__("collections.abc").abc.Sequence) or hint in (list, tuple):
         if not isinstance(value, (ListConfig, list, tuple)):
             return False
@@ -157,6 +165,8 @@ def _matches(value: Any, hint: Any) -> bool:
 
 
 def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(hint)))
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
@@ -168,20 +178,22 @@ def _missing_option_message(exc: MissingConfigException, overrides: list[str]) -
     return str(exc).splitlines()[0]
 
 
-def _composition_message(exc: BaseException) -> str:
+def _composition_message(exc: BaseException, overrides: list[str]) -> str:
     text = str(exc) or str(exc.__cause__ or "") or type(exc).__name__
-    if "is not in struct" in text or "Key '" in text and "not" in text:
-        key = text.split("'")[1] if "'" in text else text
+    if text.startswith("Could not override '") and "+" in text:
+        key = text.split("'")[1]
         parent, _, _ = key.rpartition(".")
-        return f"unknown key '{key}'" + (f"; valid keys of {parent}: {_keys_of(parent)}" if parent else "")
+        rest = [o for o in overrides if not o.lstrip("+~").startswith(f"{key}=")]
+        return f"unknown key '{key}'" + (f"; valid keys of {parent}: {_keys_of(parent, rest)}" if parent else "")
     return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
-def _keys_of(parent: str) -> str:
+def _keys_of(parent: str, overrides: list[str]) -> str:
     try:
-        cfg, _ = compose_run([])
+        cfg, _ = compose_run(overrides)
         node = OmegaConf.select(cfg, parent)
-        return ", ".join(k for k in node if k not in _HYDRA_KEYS) if isinstance(node, DictConfig) else "?"
+        keys = [k for k in node if k not in _HYDRA_KEYS] if isinstance(node, DictConfig) else []
+        return ", ".join(keys) or "(none)"
     except LossbenchError:
         return "?"
 

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lossbench import LossbenchError
 from lossbench.config import NON_IDENTITY_KEYS, validate
+from lossbench.data.base import Splits
 from lossbench.models.classifier import Classifier
 from lossbench.metrics import count_params, param_norm, summarize
 from lossbench.provenance import provenance
@@ -69,6 +71,44 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def build(cfg: DictConfig, path: str, *args: Any, **kwargs: Any) -> Any:
+    """instantiate(cfg.<path>) (and, for `_partial_` nodes, call it with args/kwargs), with
+    constructor errors reported as one line naming the config node."""
+    node = OmegaConf.select(cfg, path)
+    try:
+        if node.get("_partial_", False):
+            return instantiate(node)(*args, **kwargs)
+        return instantiate(node, *args, **kwargs)
+    except (InstantiationException, ValueError) as exc:
+        cause = exc.__cause__ or exc
+        raise LossbenchError(f"{path}: {cause}".splitlines()[0]) from None
+
+
+def dry_build(cfg: DictConfig, choices: dict[str, str]) -> None:
+    """Everything `execute` builds except the data and the backbone, on dummy shapes: catches bad
+    values (e.g. a negative exponent) before any output is written."""
+    effective_config(cfg, choices)
+    resolve_device(cfg.device)
+    build(cfg, "dataset").check()
+    head = build(cfg, "loss.head", in_features=4, num_classes=3)
+    build(cfg, "loss.criterion")
+    trainer = build(cfg, "trainer")
+    optimizer = build(cfg, "optim.optimizer", head.parameters())
+    build(cfg, "optim.scheduler", optimizer, total_steps=trainer.epochs)
+    build(cfg, "tracker")
+
+
+def build_model(cfg: DictConfig, splits: Splits) -> Classifier:
+    """Backbone + head. The backbone's init depends on the seed only, never on the head, so every
+    head of one seed starts from the same features."""
+    seed = int(cfg.seed)
+    torch.manual_seed(seed)
+    backbone = build(cfg, "backbone", input_shape=splits.input_shape, vocab_size=splits.vocab_size)
+    torch.manual_seed(derived_seed(seed, "head"))
+    head = build(cfg, "loss.head", in_features=backbone.out_features, num_classes=splits.num_classes)
+    return Classifier(backbone, head)
+
+
 def execute(cfg: DictConfig, choices: dict[str, str]) -> RunOutcome:
     """Train and evaluate one configuration, then write its summary row and history."""
     data_cfg, axes = effective_config(cfg, choices)
@@ -79,23 +119,20 @@ def execute(cfg: DictConfig, choices: dict[str, str]) -> RunOutcome:
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
     log.info("run %s: %s", rid, "  ".join(f"{k}={v}" for k, v in axes.items()))
 
-    dataset = instantiate(cfg.dataset)
+    dataset = build(cfg, "dataset")
     dataset.check()
     splits = dataset.load().to(device)
-    torch.manual_seed(seed)  # the backbone init depends on the seed only, never on the head
-    backbone = instantiate(cfg.backbone, input_shape=splits.input_shape, vocab_size=splits.vocab_size)
-    torch.manual_seed(derived_seed(seed, "head"))
-    head = instantiate(cfg.loss.head, in_features=backbone.out_features, num_classes=splits.num_classes)
-    model = Classifier(backbone, head).to(device)
-    criterion = instantiate(cfg.loss.criterion)
-    trainer = instantiate(cfg.trainer)
-    optimizer = instantiate(cfg.optim.optimizer)(model.parameters())
+    model = build_model(cfg, splits).to(device)
+    head = model.head
+    criterion = build(cfg, "loss.criterion")
+    trainer = build(cfg, "trainer")
+    optimizer = build(cfg, "optim.optimizer", model.parameters())
     total_steps = trainer.epochs * trainer.steps_per_epoch(len(splits.y_train))
-    scheduler = instantiate(cfg.optim.scheduler)(optimizer, total_steps=total_steps)
+    scheduler = build(cfg, "optim.scheduler", optimizer, total_steps=total_steps)
     order = torch.Generator().manual_seed(derived_seed(seed, "data"))
     torch.manual_seed(derived_seed(seed, "train"))  # dropout etc.
 
-    tracker = instantiate(cfg.tracker)
+    tracker = build(cfg, "tracker")
     tracker.start()
     try:
         fit = trainer.fit(model, criterion, optimizer, scheduler, splits, order)

@@ -22,7 +22,7 @@ class ResNet(nn.Module):
     def __init__(
         self,
         input_shape: tuple[int, ...],
-        depth: int = 18,
+        depth: Literal[18, 34, 50] = 18,
         cifar_stem: bool | Literal["auto"] = "auto",
         vocab_size: int | None = None,
     ) -> None:

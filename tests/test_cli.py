@@ -1,0 +1,80 @@
+"""The command line as a user meets it: real subprocesses of `python -m lossbench`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lossbench.config import GROUPS, group_options
+from lossbench.store import load_history, load_runs
+
+
+def lossbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lossbench", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("distance=cosinee", "unknown distance 'cosinee'; choose one of: cosine, euclidean"),
+        ("dataset=mnist2d", "choose one of: " + ", ".join(group_options("dataset"))),
+        ("trainer.epocs=3", "unknown key 'trainer.epocs'; valid keys of trainer: epochs, batch_size"),
+        ("trainer.epochs=abc", "trainer.epochs: expected int, got 'abc'"),
+        ("seed=x", "seed: expected int, got 'x'"),
+        ("optim.optimizer.lr=fast", "optim.optimizer.lr: expected float"),
+        ("loss.head.bias=maybe", "loss.head.bias: expected bool"),
+        ("device=tpu", "unknown device 'tpu'"),
+        ("dataset=cifar10", "CIFAR10 not found: expected"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, override, expected):
+    results = tmp_path / "results"
+    proc = lossbench("run", override, f"results_dir={results}", f"data_dir={tmp_path / 'data'}", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], proc.stderr
+    assert not results.exists()
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_run_writes_a_row_and_prints_a_summary_line(tmp_path):
+    results = tmp_path / "results"
+    proc = lossbench(
+        "run", "loss=harmonic", "distance=cosine", "backbone=mlp", "trainer.epochs=2", "seed=3",
+        f"results_dir={results}", cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    runs = load_runs(results)
+    assert len(runs) == 1 and len(load_history(results)) == 2
+    row = runs.iloc[0]
+    assert (row.loss, row.distance, row.seed, row.status) == ("harmonic", "cosine", 3, "completed")
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("completed  test_acc") and f"{row.test_acc:.4f}" in last and "kWh" in last
+    assert last.endswith(f"{row.run_id}.parquet")
+    assert row.energy_kwh > 0  # default tracker is codecarbon
+    assert (results / "logs").is_dir() and list(results.glob("logs/*/*/run.log"))
+
+
+def test_list_shows_every_group_and_option(tmp_path):
+    proc = lossbench("list", cwd=tmp_path)
+    assert proc.returncode == 0
+    for group in GROUPS:
+        line = next(line for line in proc.stdout.splitlines() if line.startswith(group + " "))
+        assert all(option in line for option in group_options(group))
+    assert "mnist1d*" in proc.stdout  # the default is marked
+    detail = lossbench("list", "distance", cwd=tmp_path)
+    assert "cosine" in detail.stdout and "1 - cos" in detail.stdout
+    bad = lossbench("list", "distances", cwd=tmp_path)
+    assert bad.returncode == 2 and "choose one of: dataset, backbone" in bad.stderr
+
+
+def test_run_help_explains_overrides_with_examples(tmp_path):
+    proc = lossbench("run", "--help", cwd=tmp_path)
+    assert proc.returncode == 0
+    for text in ("Hydra overrides", "lossbench run loss=harmonic distance=cosine", "-m", "lossbench list"):
+        assert text in proc.stdout

@@ -1,0 +1,88 @@
+"""Every option of every config group composes, validates and instantiates."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from lossbench import LossbenchError
+from lossbench.config import GROUPS, conf_dir, group_options
+from lossbench.data.base import Splits
+from lossbench.run import build, dry_build
+
+OFFLINE_DATASETS = ["digits", "mnist1d", "modadd", "spiral"]
+REAL_DATASETS = ["cifar10", "cifar100", "fashion_mnist", "mnist"]
+# A dataset each backbone accepts, and the input shape it then sees.
+BACKBONE_INPUT = {
+    "mlp": ((40,), None),
+    "cnn": ((1, 8, 8), None),
+    "resnet18": ((3, 32, 32), None),
+    "resnet50": ((3, 32, 32), None),
+    "embedding_mlp": ((2,), 59),
+}
+
+
+def test_every_group_has_options_and_the_lists_are_complete():
+    assert set(BACKBONE_INPUT) == set(group_options("backbone"))
+    assert set(OFFLINE_DATASETS + REAL_DATASETS) == set(group_options("dataset"))
+    for group in GROUPS:
+        for option in group_options(group):
+            first = (conf_dir() / group / f"{option}.yaml").read_text().splitlines()[0]
+            assert first.startswith("# ") and len(first) > 10, f"{group}/{option}.yaml needs a description line"
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in group_options(g)])
+def test_option_composes_and_dry_builds(compose, group, option, tmp_path):
+    cfg, choices = compose(f"{group}={option}", f"data_dir={tmp_path}", "dataset.download=true" if option in REAL_DATASETS else "seed=0")
+    assert choices[group] == option
+    dry_build(cfg, choices)
+
+
+@pytest.mark.parametrize("name", OFFLINE_DATASETS)
+def test_offline_dataset_loads_disjoint_splits(compose, name):
+    cfg, _ = compose(f"dataset={name}")
+    splits: Splits = build(cfg, "dataset").load()
+    sizes = splits.sizes()
+    assert min(sizes.values()) > 0
+    assert int(splits.y_train.max()) < splits.num_classes
+    if name != "spiral":  # spiral's splits are independent draws, the others are partitions
+        rows = {tuple(r.flatten().tolist()) for r in splits.x_train}
+        assert not rows & {tuple(r.flatten().tolist()) for r in splits.x_test}
+
+
+@pytest.mark.parametrize("name", REAL_DATASETS)
+def test_missing_real_dataset_names_the_expected_path(compose, name, tmp_path):
+    cfg, _ = compose(f"dataset={name}", f"data_dir={tmp_path}")
+    dataset = build(cfg, "dataset")
+    with pytest.raises(LossbenchError) as err:
+        dataset.check()
+    message = str(err.value)
+    assert str(dataset.expected_path) in message and str(tmp_path) in message
+    assert "dataset.download=true" in message
+    with pytest.raises(LossbenchError):
+        dataset.load()
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONE_INPUT))
+def test_backbone_instantiates_and_gives_features(compose, name):
+    cfg, _ = compose(f"backbone={name}")
+    shape, vocab = BACKBONE_INPUT[name]
+    net = build(cfg, "backbone", input_shape=shape, vocab_size=vocab)
+    x = torch.randint(0, vocab, (3, *shape)) if vocab else torch.randn(3, *shape)
+    net.eval()
+    assert net(x).shape == (3, net.out_features)
+
+
+def test_token_dataset_with_real_valued_backbone_is_a_clear_error(compose):
+    cfg, _ = compose("backbone=mlp")
+    with pytest.raises(LossbenchError, match="embedding_mlp"):
+        build(cfg, "backbone", input_shape=(2,), vocab_size=59)
+
+
+@pytest.mark.parametrize("name", group_options("distance"))
+def test_harmonic_head_takes_every_distance(compose, name):
+    cfg, _ = compose("loss=harmonic", f"distance={name}")
+    head = build(cfg, "loss.head", in_features=5, num_classes=4)
+    assert type(head.distance) is type(instantiate(cfg.distance))
+    assert head(torch.randn(7, 5)).shape == (7, 4)

@@ -1,0 +1,138 @@
+"""End-to-end runs: rows, columns, determinism, fair initialisation, energy."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from lossbench import emissions
+from lossbench.run import build, build_model, execute
+from lossbench.store import load_history, load_runs
+
+REQUIRED = [
+    "run_id", "status", "dataset", "backbone", "loss", "distance", "optim", "seed",
+    *[f"{s}_{m}" for s in ("train", "val", "test") for m in ("loss", "acc", "f1")],
+    "grad_norm_mean", "grad_norm_std", "grad_norm_max", "grad_norm_cv",
+    "head_param_norm", "model_param_norm", "n_params", "duration_s", "time_per_epoch_s", "samples_per_s",
+    "energy_kwh", "emissions_kg", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh", "tracking_mode",
+    "country_iso_code", "git_sha", "git_dirty", "torch_version", "python_version", "device", "device_name",
+    "hostname", "started_at", "finished_at", "schema_version", "config_json",
+]
+HISTORY = [
+    "run_id", "epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "val_f1", "test_acc",
+    "grad_norm_mean", "grad_norm_std", "grad_norm_max", "head_param_norm", "model_param_norm",
+    "epoch_time_s", "samples_per_s",
+]
+OFFLINE = [
+    ("mnist1d", "mlp"), ("mnist1d", "cnn"), ("digits", "cnn"), ("spiral", "mlp"), ("modadd", "embedding_mlp"),
+]
+METRICS = ["train_loss", "val_acc", "test_acc", "test_f1", "grad_norm_mean", "grad_norm_max", "head_param_norm"]
+
+
+def _run(compose, *overrides: str):
+    cfg, choices = compose(*overrides)
+    outcome = execute(cfg, choices)
+    return cfg, outcome
+
+
+@pytest.mark.parametrize("dataset,backbone", OFFLINE)
+@pytest.mark.parametrize("loss", ["ce", "harmonic"])
+def test_one_epoch_writes_complete_rows(compose, dataset, backbone, loss):
+    cfg, outcome = _run(compose, f"dataset={dataset}", f"backbone={backbone}", f"loss={loss}")
+    runs, history = load_runs(cfg.results_dir), load_history(cfg.results_dir)
+    assert len(runs) == 1 and len(history) == 1
+    row = runs.iloc[0]
+    assert set(REQUIRED) <= set(runs.columns)
+    assert set(HISTORY) <= set(history.columns)
+    assert outcome.path.name == f"{row.run_id}.parquet"
+    assert (row.status, row.dataset, row.backbone, row.loss) == ("completed", dataset, backbone, loss)
+    assert row.distance == ("none" if loss == "ce" else "euclidean")
+    for col in METRICS:
+        assert math.isfinite(row[col]), col
+    assert 0.0 <= row.test_acc <= 1.0 and row.grad_norm_max >= row.grad_norm_mean > 0
+
+
+def test_same_seed_gives_identical_metrics(compose, tmp_path):
+    overrides = ["loss=harmonic", "distance=cosine", "trainer.epochs=2", "seed=3"]
+    _, first = _run(compose, *overrides)
+    _, second = _run(compose, *overrides, f"results_dir={tmp_path / 'again'}")
+    assert first.summary["run_id"] == second.summary["run_id"]
+    for col in METRICS + ["val_loss", "train_acc", "grad_norm_std", "model_param_norm"]:
+        assert first.summary[col] == second.summary[col], col
+    _, other = _run(compose, *overrides[:-1], "seed=4", f"results_dir={tmp_path / 'other'}")
+    assert other.summary["train_loss"] != first.summary["train_loss"]
+
+
+def test_ce_ignores_distance_and_run_id_ignores_output_location(compose, tmp_path):
+    _, a = _run(compose, "loss=ce", "distance=euclidean")
+    _, b = _run(compose, "loss=ce", "distance=cosine", f"results_dir={tmp_path / 'elsewhere'}")
+    assert a.summary["run_id"] == b.summary["run_id"]
+    assert a.summary["distance"] == "none" and '"distance": null' in a.summary["config_json"]
+    _, c = _run(compose, "loss=harmonic", "distance=cosine")
+    assert c.summary["run_id"] != a.summary["run_id"] and c.summary["distance"] == "cosine"
+
+
+def test_every_head_starts_from_the_same_backbone(compose):
+    models = []
+    for loss in ("ce", "harmonic"):
+        cfg, _ = compose(f"loss={loss}", "seed=5")
+        models.append(build_model(cfg, build(cfg, "dataset").load()))
+    for (name, p), (_, q) in zip(models[0].backbone.named_parameters(), models[1].backbone.named_parameters()):
+        assert torch.equal(p, q), name
+
+
+def test_best_checkpoint_is_chosen_on_validation(compose):
+    cfg, outcome = _run(compose, "trainer.epochs=4", "optim.optimizer.lr=0.05", "backbone=mlp")
+    history = load_history(cfg.results_dir).sort_values("epoch")
+    best = int(history.val_acc.to_numpy().argmax()) + 1  # first epoch with the highest val accuracy
+    assert outcome.summary["best_epoch"] == best
+    assert outcome.summary["val_acc"] == pytest.approx(history.val_acc.iloc[best - 1])
+
+
+def test_codecarbon_energy_is_recorded(compose):
+    _, outcome = _run(compose, "tracker=codecarbon", "dataset=spiral", "backbone=mlp")
+    s = outcome.summary
+    assert s["energy_tracker"] == "codecarbon" and s["country_iso_code"] == "FRA"
+    assert s["energy_kwh"] > 0 and s["emissions_kg"] > 0
+    assert s["energy_kwh"] == pytest.approx(s["cpu_energy_kwh"] + s["gpu_energy_kwh"] + s["ram_energy_kwh"])
+
+
+def test_a_broken_tracker_gives_null_energy_and_a_warning_not_a_crash(compose, monkeypatch, caplog):
+    class Silent:  # what a half-built codecarbon tracker does: stop() returns None
+        final_emissions_data = None
+
+        def __init__(self, **kwargs):
+            pass
+
+        def start(self):
+            pass
+
+        def stop(self):
+            return None
+
+    import codecarbon
+
+    monkeypatch.setattr(codecarbon, "OfflineEmissionsTracker", Silent)
+    _, outcome = _run(compose, "tracker=codecarbon", "dataset=spiral", "backbone=mlp")
+    assert outcome.summary["status"] == "completed"
+    assert all(outcome.summary[c] is None for c in emissions.ENERGY_COLUMNS if c != "energy_tracker")
+    assert "no measurement" in caplog.text
+
+    class Broken(Silent):
+        def start(self):
+            raise RuntimeError("no hardware")
+
+    monkeypatch.setattr(codecarbon, "OfflineEmissionsTracker", Broken)
+    _, outcome = _run(compose, "tracker=codecarbon", "dataset=spiral", "backbone=mlp", "seed=1")
+    assert outcome.summary["status"] == "completed" and outcome.summary["energy_kwh"] is None
+    assert "failed to start (no hardware)" in caplog.text
+
+
+def test_diverged_run_stops_and_is_marked(compose):
+    cfg, outcome = _run(compose, "trainer.epochs=3", "optim=sgd", "optim.optimizer.lr=1e12", "backbone=mlp")
+    assert outcome.summary["status"] == "diverged"
+    assert outcome.summary["epochs"] < 3 or not math.isfinite(outcome.summary["train_loss"])
+    assert isinstance(load_runs(cfg.results_dir), pd.DataFrame)

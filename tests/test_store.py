@@ -1,0 +1,62 @@
+"""Parquet results: atomic writes, tolerant loading, stable run ids."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from lossbench import store
+
+
+def test_interrupted_write_leaves_no_readable_partial_file(tmp_path, monkeypatch):
+    path = tmp_path / "runs" / "abc.parquet"
+    store.write_rows(path, [{"run_id": "abc", "test_acc": 0.5}])
+
+    def crash(src, dst):  # die after the data is written but before the rename
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        store.write_rows(path, [{"run_id": "abc", "test_acc": 0.9}])
+    monkeypatch.undo()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["abc.parquet"]  # temp file removed
+    assert store.load_runs(tmp_path).test_acc.tolist() == [0.5]  # old row intact
+
+
+def test_leftover_temp_file_is_invisible_to_readers(tmp_path):
+    runs = tmp_path / "runs"
+    store.write_rows(runs / "a.parquet", [{"run_id": "a", "x": 1.0}])
+    (runs / ".tmp-b-123.part").write_bytes(b"PAR1 half a file")  # what SIGKILL mid-write leaves
+    assert store.load_runs(tmp_path).run_id.tolist() == ["a"]
+    assert len(pd.read_parquet(runs)) == 1  # pandas/pyarrow directory reads skip it too
+    assert not list(runs.glob("*.parquet"))[0].name.startswith(".")
+
+
+def test_load_runs_keeps_columns_that_only_some_files_have(tmp_path):
+    store.write_rows(tmp_path / "runs" / "a.parquet", [{"run_id": "a", "test_acc": 0.1, "energy_kwh": None}])
+    store.write_rows(tmp_path / "runs" / "b.parquet", [{"run_id": "b", "test_acc": 0.2, "energy_kwh": 1e-5, "new": "x"}])
+    df = store.load_runs(tmp_path).set_index("run_id")
+    assert df.loc["b", "new"] == "x" and pd.isna(df.loc["a", "new"])
+    assert df.loc["b", "energy_kwh"] == 1e-5 and pd.isna(df.loc["a", "energy_kwh"])
+    assert store.load_runs(tmp_path / "runs").shape == df.reset_index().shape
+
+
+def test_write_run_writes_history_and_summary(tmp_path):
+    path = store.write_run(tmp_path, {"run_id": "r1", "status": "completed"}, [{"epoch": 1}, {"epoch": 2}])
+    assert path == tmp_path / "runs" / "r1.parquet"
+    history = pq.read_table(tmp_path / "history" / "r1.parquet").to_pandas()
+    assert history.run_id.tolist() == ["r1", "r1"] and history.epoch.tolist() == [1, 2]
+
+
+def test_run_id_is_stable_and_order_independent():
+    a = store.run_id({"x": 1, "y": {"b": 2, "a": [1, 2]}})
+    assert a == store.run_id({"y": {"a": [1, 2], "b": 2}, "x": 1})
+    assert a != store.run_id({"x": 2, "y": {"b": 2, "a": [1, 2]}})
+    assert len(a) == 16 and int(a, 16) >= 0
+
+
+def test_empty_results_folder_loads_as_empty_frame(tmp_path):
+    assert store.load_runs(tmp_path).empty
