@@ -31,7 +31,7 @@ file (see `lossbench list`), `key.sub=value` sets a value.
 
 **Examples**
 
-* `lossbench run` — offline default (MNIST-1D, MLP, cross-entropy), about a minute on 2 CPU cores
+* `lossbench run` — offline default (MNIST-1D, small CNN, cross-entropy), about 20 s on 2 CPU cores
 * `lossbench run loss=harmonic distance=cosine dataset=mnist1d backbone=mlp seed=3`
 * `lossbench run dataset=cifar10 backbone=resnet18 trainer.epochs=30 data_dir=~/data`
 * `lossbench run trainer.epochs=5 optim=sgd optim.optimizer.lr=0.1 tracker=off`
