@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from lossbench import emissions
+from lossbench.config import group_options
 from lossbench.run import build, build_model, execute
 from lossbench.store import load_history, load_runs
 
@@ -136,3 +137,27 @@ def test_diverged_run_stops_and_is_marked(compose):
     assert outcome.summary["status"] == "diverged"
     assert outcome.summary["epochs"] < 3 or not math.isfinite(outcome.summary["train_loss"])
     assert isinstance(load_runs(cfg.results_dir), pd.DataFrame)
+
+
+@pytest.mark.parametrize("distance", group_options("distance"))
+def test_every_distance_trains_end_to_end(compose, distance):
+    _, outcome = _run(compose, "loss=harmonic", f"distance={distance}", "backbone=mlp", "trainer.epochs=2")
+    s = outcome.summary
+    assert (s["status"], s["distance"]) == ("completed", distance)
+    assert s["train_loss"] < 2.5 and math.isfinite(s["grad_norm_max"]) and s["test_acc"] > 0.1
+
+
+@pytest.mark.parametrize("distance,param", [("mahalanobis", "factor"), ("mahalanobis_diagonal", "log_scale")])
+def test_learnable_metric_parameters_reach_the_optimizer_and_change(compose, distance, param):
+    cfg, _ = compose("loss=harmonic", f"distance={distance}", "backbone=mlp", "trainer.epochs=2")
+    splits = build(cfg, "dataset").load()
+    model = build_model(cfg, splits)
+    before = getattr(model.head.distance, param).detach().clone()
+    optimizer = build(cfg, "optim.optimizer", model.parameters())
+    in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert id(getattr(model.head.distance, param)) in in_optimizer
+    trainer = build(cfg, "trainer")
+    scheduler = build(cfg, "optim.scheduler", optimizer, total_steps=100)
+    trainer.fit(model, build(cfg, "loss.criterion"), optimizer, scheduler, splits, torch.Generator().manual_seed(0))
+    after = getattr(model.head.distance, param).detach()
+    assert (after - before).abs().max() > 1e-4

@@ -1,21 +1,33 @@
-"""Cosine distance 1 - cos(x, w) = 1 - x.w / (||x|| ||w||), in [0, 2]."""
+"""Cosine distance 1 - cos(x, w) and correlation distance (cosine of mean-centred vectors).
+
+1 - cos(x, w) = ||x/|x| - w/|w| ||^2 / 2, so both reuse the refined squared-Euclidean identity and
+keep precision near 0 (aligned vectors), where 1 - x.w/(|x||w|) itself would cancel.
+"""
 
 from __future__ import annotations
 
 import torch.nn.functional as F
 from torch import Tensor
 
-from lossbench.distances.base import Distance
+from lossbench.distances.base import Distance, squared_euclidean
 
 
 class CosineDistance(Distance):
-    """1 - cosine similarity; `eps` floors the norms so zero vectors give distance 1, not NaN."""
+    """1 - cosine similarity, in [0, 2]; `eps` floors the norms, so a zero vector is at distance 1."""
 
     def __init__(self, eps: float = 1e-8) -> None:
         super().__init__()
         self.eps = eps
 
     def pairwise(self, x: Tensor, w: Tensor) -> Tensor:
-        xn = F.normalize(x, dim=1, eps=self.eps)
-        wn = F.normalize(w, dim=1, eps=self.eps)
-        return (1.0 - xn @ wn.T).clamp_min(0.0)
+        xn, wn = F.normalize(x, dim=1, eps=self.eps), F.normalize(w, dim=1, eps=self.eps)
+        # 1 - cos = |xn - wn|^2 / 2 only for unit vectors; a floored zero vector has cos = 0
+        sq = squared_euclidean(xn, wn)
+        return (0.5 * (sq + (1.0 - xn.pow(2).sum(1, keepdim=True)) + (1.0 - wn.pow(2).sum(1)))).clamp_min(0.0)
+
+
+class CorrelationDistance(CosineDistance):
+    """1 - Pearson correlation of x and w across features (scipy 'correlation')."""
+
+    def pairwise(self, x: Tensor, w: Tensor) -> Tensor:
+        return super().pairwise(x - x.mean(1, keepdim=True), w - w.mean(1, keepdim=True))

@@ -42,6 +42,7 @@ class DistanceHead(nn.Module):
         if n <= 0 or eps <= 0:
             raise ValueError(f"harmonic head needs n > 0 and eps > 0, got n={n}, eps={eps}")
         self.distance, self.n, self.eps = distance, n, eps
+        distance.setup(in_features)
         bound = 1.0 / math.sqrt(in_features)  # same scale as nn.Linear's default init
         self.weight = nn.Parameter(torch.empty(num_classes, in_features).uniform_(-bound, bound))
 

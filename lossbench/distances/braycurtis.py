@@ -1,0 +1,26 @@
+"""Bray-Curtis distance sum_k |x_k - w_k| / sum_k |x_k + w_k| (scipy 'braycurtis').
+
+Both sums are L1 distances (|x + w| = |x - (-w)|), so two torch.cdist calls compute it in O(M*V)
+memory. Where the denominator vanishes (x = -w) scipy returns NaN; here it is floored at `eps`,
+so x = w = 0 gives 0 and x = -w != 0 gives a very large, finite distance.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from lossbench.distances.base import Distance
+
+
+class BrayCurtisDistance(Distance):
+    """sum |x - w| / max(sum |x + w|, eps); in [0, 1] for non-negative inputs."""
+
+    def __init__(self, eps: float = 1e-12) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def pairwise(self, x: Tensor, w: Tensor) -> Tensor:
+        num = torch.cdist(x, w, p=1.0)
+        den = torch.cdist(x, -w, p=1.0)
+        return num / den.clamp_min(self.eps)

@@ -1,0 +1,24 @@
+"""Canberra distance sum_k |x_k - w_k| / (|x_k| + |w_k|) (scipy 'canberra').
+
+Terms with |x_k| + |w_k| = 0 count 0, as in scipy. Computed block-wise (PairwiseReduce).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from lossbench.distances.base import Distance, pairwise_reduce
+
+
+def _canberra(x: Tensor, w: Tensor) -> Tensor:
+    den = x.abs() + w.abs()
+    safe = torch.where(den > 0, den, torch.ones_like(den))
+    return torch.where(den > 0, (x - w).abs() / safe, torch.zeros_like(den)).sum(-1)
+
+
+class CanberraDistance(Distance):
+    """Weighted L1 where each coordinate's weight is 1 / (|x_k| + |w_k|); each term lies in [0, 1]."""
+
+    def pairwise(self, x: Tensor, w: Tensor) -> Tensor:
+        return pairwise_reduce(x, w, _canberra)

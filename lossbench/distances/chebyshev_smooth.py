@@ -1,0 +1,28 @@
+"""Smooth Chebyshev distance: a log-sum-exp relaxation of max_k |x_k - w_k|.
+
+d = t * log sum_k exp(|x_k - w_k| / t), which lies in [max, max + t log N] and tends to the true
+max as the temperature t -> 0. Computed block-wise (PairwiseReduce): no (M, V, N) tensor.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from lossbench.distances.base import Distance, pairwise_reduce
+
+
+class ChebyshevSmoothDistance(Distance):
+    """t * logsumexp(|x - w| / t) over features; differentiable everywhere except x_k = w_k."""
+
+    def __init__(self, temperature: float = 0.1) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"chebyshev_smooth needs temperature > 0, got {temperature}")
+        self.temperature = temperature
+
+    def _term(self, x: Tensor, w: Tensor) -> Tensor:
+        return self.temperature * torch.logsumexp((x - w).abs() / self.temperature, dim=-1)
+
+    def pairwise(self, x: Tensor, w: Tensor) -> Tensor:
+        return pairwise_reduce(x, w, self._term)

@@ -1,0 +1,27 @@
+"""Soft Hamming distance: a differentiable relaxation of the fraction of coordinates whose signs differ.
+
+d = mean_k |sigmoid(x_k / t) - sigmoid(w_k / t)|. As t -> 0 it tends to scipy's 'hamming' on the
+sign patterns (x > 0) vs (w > 0); for t > 0 it is a relaxation, not the Hamming distance. It is an
+L1 distance between squashed vectors, so torch.cdist computes it in O(M*V) memory.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from lossbench.distances.base import Distance
+
+
+class HammingSoftDistance(Distance):
+    """mean over features of |sigmoid(x/t) - sigmoid(w/t)|, in [0, 1]."""
+
+    def __init__(self, temperature: float = 1.0) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"hamming_soft needs temperature > 0, got {temperature}")
+        self.temperature = temperature
+
+    def pairwise(self, x: Tensor, w: Tensor) -> Tensor:
+        sx, sw = torch.sigmoid(x / self.temperature), torch.sigmoid(w / self.temperature)
+        return torch.cdist(sx, sw, p=1.0) / x.shape[1]
