@@ -1,0 +1,58 @@
+"""The benchmark scripts run in CI-sized form and print their tables; the wheel ships conf/."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(*args: str) -> str:
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def _rows(table: str) -> dict[str, list[str]]:
+    lines = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| head")]
+    return {cells[0]: cells[1:] for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines)}
+
+
+def test_bench_heads_prints_time_and_memory_for_each_head():
+    out = _script("scripts/bench_heads.py", "--shapes", "48x8x5", "--heads", "ce,naive_manhattan,manhattan,canberra",
+                  "--repeats", "1")
+    rows = _rows(out)
+    assert set(rows) == {"ce", "naive_manhattan", "manhattan", "canberra"}
+    for cells in rows.values():
+        assert len(cells) == 2 and float(cells[0]) > 0 and float(cells[1]) >= 0
+
+
+def test_bench_overhead_prints_a_row_per_case():
+    out = _script("scripts/bench_overhead.py", "--epochs", "1", "--repeats", "1")
+    rows = [line for line in out.splitlines() if re.match(r"\| (mnist1d|digits) \|", line)]
+    assert len(rows) == 3
+    for row in rows:
+        bare, ours = (float(c) for c in row.strip("|").split("|")[2:4])
+        assert bare > 0 and ours > 0 and "%" in row
+
+
+def test_wheel_ships_the_config_tree(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True, capture_output=True, timeout=300,
+    )
+    (wheel,) = tmp_path.glob("lossbench-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = {n for n in names if n.startswith("lossbench/conf/")}
+    expected = {f"lossbench/conf/{p.relative_to(ROOT / 'conf')}" for p in (ROOT / "conf").rglob("*.yaml")}
+    assert expected and expected == shipped
+    target = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(target)
+    code = "import lossbench.config as c; print(c.conf_dir())"
+    found = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(target)},
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert found == str(target / "lossbench" / "conf")
