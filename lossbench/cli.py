@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +17,7 @@ import typer
 import yaml
 
 from lossbench import LossbenchError
-from lossbench.config import CONFIG_NAME, GROUPS, compose_run, conf_dir, expand_sweep, group_options
+from lossbench.config import CONFIG_NAME, GROUPS, NON_IDENTITY_KEYS, compose_run, conf_dir, group_options, sweep_jobs
 
 app = typer.Typer(
     add_completion=False,
@@ -36,6 +38,10 @@ file (see `lossbench list`), `key.sub=value` sets a value.
 * `lossbench run dataset=cifar10 backbone=resnet18 trainer.epochs=30 data_dir=~/data`
 * `lossbench run trainer.epochs=5 optim=sgd optim.optimizer.lr=0.1 tracker=off`
 * `lossbench run -m loss=ce,harmonic distance=euclidean,cosine seed=0,1,2` — a sweep
+* `lossbench run -m experiment=smoke` — a named grid from conf/experiment/
+* `lossbench run -m hydra/launcher=joblib hydra.launcher.n_jobs=2 seed=0,1,2,3` — in parallel
+
+Runs that already completed (same run_id) are skipped; `--force` re-runs them.
 
 Results: one summary row in `<results_dir>/runs/<run_id>.parquet`, per-epoch history in
 `<results_dir>/history/<run_id>.parquet`; read them with `lossbench.store.load_runs`.
@@ -47,38 +53,64 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def preflight(overrides: list[str], multirun: bool) -> int:
-    """Compose, validate and dry-build every job of the command before anything runs; returns the job count."""
-    from lossbench.run import dry_build
+@dataclass
+class Job:
+    """One job of a command, as the preflight composed it."""
 
-    jobs = expand_sweep(overrides) if multirun else [overrides]
-    for job in jobs:
-        dry_build(*compose_run(job))
-    return len(jobs)
+    run_id: str
+    results_dir: Path
+    label: str
+
+
+def preflight(overrides: list[str], multirun: bool) -> list[Job]:
+    """Compose, validate and dry-build every job of the command before anything runs."""
+    from lossbench.run import dry_build, effective_config
+    from lossbench.store import run_id
+
+    jobs = []
+    for job in sweep_jobs(overrides) if multirun else [overrides]:
+        cfg, choices = compose_run(job)
+        dry_build(cfg, choices)
+        data, axes = effective_config(cfg, choices)
+        identity = {k: v for k, v in data.items() if k not in NON_IDENTITY_KEYS}
+        label = " ".join(f"{k}={v}" for k, v in axes.items())
+        jobs.append(Job(run_id({"axes": axes, "config": identity}), Path(cfg.results_dir).expanduser(), label))
+    return jobs
 
 
 def hydra_main(overrides: list[str], multirun: bool) -> None:
     """Run through `hydra.main`, exactly as a Hydra app would be run from its own command line."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
 
     from lossbench.run import execute
 
     @hydra.main(config_path=str(conf_dir()), config_name=CONFIG_NAME, version_base="1.3")
     def task(cfg) -> None:  # noqa: ANN001 - Hydra passes a DictConfig
-        hydra_cfg = HydraConfig.get()
-        choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
-        try:
-            execute(cfg, choices)
-        except LossbenchError as exc:
-            log.error("error: %s", exc)
-            if hydra_cfg.mode == RunMode.RUN:
-                raise SystemExit(2) from None
-            raise
+        choices = {k: v for k, v in HydraConfig.get().runtime.choices.items() if not k.startswith("hydra")}
+        execute(cfg, choices)
 
     sys.argv = ["lossbench", *(["--multirun"] if multirun else []), *overrides]
     task()
+
+
+def outcome_report(jobs: list[Job], already_done: set[str]) -> int:
+    """Print what became of every job (from the result rows, whatever the launcher said); exit code."""
+    from lossbench.store import read_run
+
+    unique = {job.run_id: job for job in jobs}
+    rows = {rid: read_run(job.results_dir, rid) for rid, job in unique.items()}
+    status = {rid: (row or {}).get("status", "missing") for rid, row in rows.items()}
+    counts = Counter(status.values())
+    parts = [f"{counts[s]} {s}" for s in ("completed", "diverged", "failed", "missing") if counts[s]]
+    skipped = f" ({len(already_done)} already done, skipped)" if already_done else ""
+    typer.echo(f"{len(unique)} runs: {', '.join(parts)}{skipped}", err=True)
+    for rid, st in status.items():
+        if st != "completed":
+            detail = (rows[rid] or {}).get("error") or {"diverged": "non-finite training loss",
+                                                        "missing": "no result row (killed?)"}.get(st, "")
+            typer.echo(f"  {st:<9} {rid}  {unique[rid].label}  {detail}", err=True)
+    return 0 if counts["completed"] == len(unique) else 1
 
 
 @app.command(
@@ -88,13 +120,51 @@ def hydra_main(overrides: list[str], multirun: bool) -> None:
 def run(
     ctx: typer.Context,
     multirun: Annotated[bool, typer.Option("--multirun", "-m", help="Sweep over comma-separated values.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Re-run runs that already completed.")] = False,
 ) -> None:
-    overrides = list(ctx.args)
+    from lossbench.store import is_completed, write_manifest
+
+    overrides = list(ctx.args) + (["+force=true"] if force and not any(o.startswith("+force=") for o in ctx.args) else [])
     try:
-        preflight(overrides, multirun)
+        jobs = preflight(overrides, multirun)
     except LossbenchError as exc:
         _fail(str(exc))
+    forced = force or any(o in ("+force=true", "force=true") for o in overrides)
+    already_done = set() if forced else {j.run_id for j in jobs if is_completed(j.results_dir, j.run_id)}
+    if multirun:
+        sweep = run_id_of_command(ctx.args)
+        for results_dir in {j.results_dir for j in jobs}:
+            write_manifest(results_dir, sweep, "lossbench run -m " + " ".join(ctx.args),
+                           sorted({j.run_id for j in jobs if j.results_dir == results_dir}))
+        overrides.append(f"sweep={sweep}")
     hydra_main(overrides, multirun)
+    code = outcome_report(jobs, already_done) if multirun else _single_exit_code(jobs[0])
+    raise typer.Exit(code)
+
+
+def run_id_of_command(args: list[str]) -> str:
+    """A sweep's id: a hash of its overrides, so re-running the same command resumes the same sweep."""
+    from lossbench.store import run_id
+
+    return run_id({"overrides": sorted(a for a in args if not a.lstrip("+").startswith("force="))})[:8]
+
+
+def _single_exit_code(job: Job) -> int:
+    from lossbench.store import read_run
+
+    return 0 if (read_run(job.results_dir, job.run_id) or {}).get("status") == "completed" else 1
+
+
+@app.command()
+def status(
+    results_dir: Annotated[Path, typer.Argument(help="A results folder.")] = Path("results"),
+) -> None:
+    """Per sweep: how many runs are done, running, failed, diverged or pending; then what failed."""
+    from lossbench.status import sweep_status
+
+    if not results_dir.is_dir():
+        _fail(f"no results folder at {results_dir}")
+    typer.echo(sweep_status(results_dir))
 
 
 def _defaults() -> dict[str, str]:
@@ -103,8 +173,11 @@ def _defaults() -> dict[str, str]:
 
 
 def _description(path: Path) -> str:
-    first = path.read_text().splitlines()[0] if path.stat().st_size else ""
-    return first.lstrip("# ").strip() if first.startswith("#") else ""
+    """The first comment line of a config file that is not a Hydra header (`# @package ...`)."""
+    for line in path.read_text().splitlines():
+        if line.startswith("#") and not line.lstrip("# ").startswith("@"):
+            return line.lstrip("# ").strip()
+    return ""
 
 
 @app.command("list")

@@ -11,6 +11,7 @@ import inspect
 import types
 import typing
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.utils import get_method
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -25,9 +27,9 @@ from omegaconf.errors import OmegaConfBaseException
 from lossbench import LossbenchError
 
 CONFIG_NAME = "config"
-GROUPS = ("dataset", "backbone", "loss", "distance", "optim", "trainer", "tracker")
-# Keys that locate inputs/outputs or change only the display: they never change a run's identity.
-NON_IDENTITY_KEYS = ("results_dir", "data_dir")
+GROUPS = ("dataset", "backbone", "loss", "distance", "optim", "trainer", "tracker", "experiment")
+# Keys that locate inputs/outputs or steer the sweep: they never change a run's identity.
+NON_IDENTITY_KEYS = ("results_dir", "data_dir", "sweep", "force")
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
 
@@ -45,42 +47,55 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
 
 
+@contextmanager
+def _hydra(overrides: list[str]) -> Iterator[GlobalHydra]:
+    """Initialise Hydra on conf/ and turn its composition errors into one-line LossbenchErrors."""
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(conf_dir()), version_base="1.3"):
+            yield GlobalHydra.instance()
+    except MissingConfigException as exc:
+        raise LossbenchError(_missing_option_message(exc)) from None
+    except (ConfigCompositionException, OverrideParseException, OmegaConfBaseException, ValueError) as exc:
+        raise LossbenchError(_composition_message(exc, overrides)) from None
+    finally:
+        GlobalHydra.instance().clear()
+
+
 def compose_run(overrides: list[str]) -> tuple[DictConfig, dict[str, str]]:
     """Compose one run's config; returns (config without the `hydra` node, group choices).
 
     Raises LossbenchError with a one-line message for unknown options, unknown keys and bad syntax.
     """
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(str(conf_dir()), version_base="1.3"):
-            cfg = compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
-    except MissingConfigException as exc:
-        raise LossbenchError(_missing_option_message(exc, overrides)) from None
-    except (ConfigCompositionException, OverrideParseException, OmegaConfBaseException) as exc:
-        raise LossbenchError(_composition_message(exc, overrides)) from None
-    finally:
-        GlobalHydra.instance().clear()
+    with _hydra(overrides):
+        cfg = compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
     choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
     with _writable(cfg):
         del cfg["hydra"]
     return cfg, choices
 
 
-def expand_sweep(overrides: list[str]) -> list[list[str]]:
-    """Expand comma sweeps (`distance=a,b seed=0,1`) into the override list of every job."""
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    jobs: list[list[str]] = [[]]
-    for override in parsed:
-        values = (
-            [f"{override.get_key_element()}={v}" for v in override.sweep_string_iterator()]
-            if override.is_sweep_override()
-            else [override.input_line]
-        )
-        jobs = [job + [v] for job in jobs for v in values]
-    return jobs
+def sweep_jobs(overrides: list[str]) -> list[list[str]]:
+    """The override list of every job of `lossbench run -m`, in Hydra's BasicSweeper order.
+
+    Sweeper params from the config (`hydra.sweeper.params`, e.g. an experiment grid) are combined
+    with the command line, whose keys win; comma lists and glob(*) expand as in Hydra.
+    """
+    with _hydra(overrides) as gh:
+        parser = OverridesParser.create(config_loader=gh.hydra.config_loader)
+        command_line = parser.parse_overrides(overrides)
+        fixed = [o.input_line for o in command_line if not o.is_sweep_override()]
+        cfg = compose(CONFIG_NAME, overrides=fixed, return_hydra_config=True)
+        params = cfg.hydra.sweeper.get("params") or {}
+        keys = {o.get_key_element() for o in command_line}
+        grid = [f"{k}={v}" for k, v in params.items() if k not in keys]
+        batches = BasicSweeper.split_arguments(parser.parse_overrides(grid + list(overrides)), None)
+    return [job for batch in batches for job in batch]
 
 
-ROOT_TYPES: dict[str, Any] = {"seed": int, "data_dir": str, "results_dir": str, "device": str}
+ROOT_TYPES: dict[str, Any] = {
+    "seed": int, "data_dir": str, "results_dir": str, "device": str, "sweep": str | None, "force": bool | None,
+}
 
 
 def validate(cfg: DictConfig) -> None:
@@ -170,12 +185,14 @@ def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
-def _missing_option_message(exc: MissingConfigException, overrides: list[str]) -> str:
+def _missing_option_message(exc: MissingConfigException) -> str:
     missing = exc.missing_cfg_file or ""
-    group, _, option = missing.partition("/")
-    if group in GROUPS or (conf_dir() / group).is_dir():
-        return f"unknown {group} '{option}'; choose one of: {', '.join(group_options(group))}"
-    return str(exc).splitlines()[0]
+    group, _, option = missing.rpartition("/")
+    options = exc.options or (group_options(group) if (conf_dir() / group).is_dir() else [])
+    if not options:
+        return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    hint = " (joblib and submitit launchers: pip install 'lossbench[slurm]')" if group == "hydra/launcher" else ""
+    return f"unknown {group} '{option}'; choose one of: {', '.join(options)}{hint}"
 
 
 def _composition_message(exc: BaseException, overrides: list[str]) -> str:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import time
+import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +28,8 @@ from lossbench.data.base import Splits
 from lossbench.models.classifier import Classifier
 from lossbench.metrics import count_params, param_norm, summarize
 from lossbench.provenance import provenance
-from lossbench.store import SCHEMA_VERSION, run_id, write_run
+from lossbench import store
+from lossbench.store import SCHEMA_VERSION, run_id
 
 log = logging.getLogger(__name__)
 AXES = ("dataset", "backbone", "loss", "distance", "optim")
@@ -35,10 +37,11 @@ AXES = ("dataset", "backbone", "loss", "distance", "optim")
 
 @dataclass
 class RunOutcome:
-    """The summary row written, and where it was written."""
+    """The summary row, where it is, and whether this call skipped an already completed run."""
 
     summary: dict[str, Any]
     path: Path
+    skipped: bool = False
 
 
 def effective_config(cfg: DictConfig, choices: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -110,20 +113,57 @@ def build_model(cfg: DictConfig, splits: Splits) -> Classifier:
 
 
 def execute(cfg: DictConfig, choices: dict[str, str]) -> RunOutcome:
-    """Train and evaluate one configuration, then write its summary row and history."""
+    """Run one configuration unless it already completed; always leave a row, never a partial file.
+
+    A run that raises gets a `failed` row with the error (traceback in errors/<run_id>.log), a run
+    whose loss stops being finite a `diverged` row: in a sweep, the other runs go on.
+    """
     data_cfg, axes = effective_config(cfg, choices)
     identity = {k: v for k, v in data_cfg.items() if k not in NON_IDENTITY_KEYS}
     rid = run_id({"axes": axes, "config": identity})
-    seed = int(cfg.seed)
+    results = Path(cfg.results_dir).expanduser()
+    done = store.read_run(results, rid)
+    if done is not None and done.get("status") == "completed" and not cfg.get("force"):
+        log.info("run %s already completed: skipped (--force re-runs it)", rid)
+        return RunOutcome(done, results / store.RUNS / f"{rid}.parquet", skipped=True)
     device = resolve_device(cfg.device)
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
     log.info("run %s: %s", rid, "  ".join(f"{k}={v}" for k, v in axes.items()))
+    with store.running_marker(results, rid, cfg.sweep):
+        try:
+            outcome, history = _train(cfg, device)
+        except Exception as exc:  # isolate the failure: record it, let the sweep go on
+            error_log = store.write_error_log(results, rid, traceback.format_exc())
+            outcome, history = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "error_log": str(error_log)}, []
+            log.error("run %s failed: %s (traceback: %s)", rid, outcome["error"], error_log)
+        summary: dict[str, Any] = {
+            "run_id": rid,
+            **axes,
+            "experiment": choices.get("experiment"),
+            "sweep": cfg.sweep,
+            **outcome,
+            "duration_s": time.perf_counter() - t0,
+            **provenance(device),
+            "started_at": started.isoformat(),
+            "finished_at": datetime.now(timezone.utc).isoformat(),
+            "schema_version": SCHEMA_VERSION,
+            "config_json": json.dumps(data_cfg, sort_keys=True),
+        }
+        path = store.write_run(results, summary, history)
+    if summary["status"] != "failed":
+        energy = f"{summary['energy_kwh']:.3g} kWh" if summary["energy_kwh"] is not None else "energy n/a"
+        log.info("%s  test_acc %.4f  test_f1 %.4f  %.1fs  %s  -> %s", summary["status"], summary["test_acc"],
+                 summary["test_f1"], summary["duration_s"], energy, path)
+    return RunOutcome(summary, path)
 
+
+def _train(cfg: DictConfig, device: torch.device) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Build, train, evaluate with the best-validation weights, measure energy: (summary columns, history)."""
+    seed = int(cfg.seed)
     dataset = build(cfg, "dataset")
     dataset.check()
     splits = dataset.load().to(device)
     model = build_model(cfg, splits).to(device)
-    head = model.head
     criterion = build(cfg, "loss.criterion")
     trainer = build(cfg, "trainer")
     optimizer = build(cfg, "optim.optimizer", model.parameters())
@@ -145,35 +185,21 @@ def execute(cfg: DictConfig, choices: dict[str, str]) -> RunOutcome:
         energy = tracker.stop()
 
     epochs_run = len(fit.history)
-    summary: dict[str, Any] = {
-        "run_id": rid,
+    columns = {
         "status": fit.status,
-        **axes,
         **final,
         "best_epoch": fit.best_epoch,
         "epochs": epochs_run,
         "steps": fit.steps,
         **summarize(fit.grad_norms, "grad_norm"),
-        "head_param_norm": param_norm(head),
+        "head_param_norm": param_norm(model.head),
         "model_param_norm": param_norm(model),
         "n_params": count_params(model),
-        "n_head_params": count_params(head),
+        "n_head_params": count_params(model.head),
         **splits.sizes(),
-        "duration_s": time.perf_counter() - t0,
         "train_time_s": fit.train_time_s,
         "time_per_epoch_s": fit.train_time_s / max(1, epochs_run),
         "samples_per_s": len(splits.y_train) * epochs_run / fit.train_time_s if fit.train_time_s > 0 else None,
         **energy,
-        **provenance(device),
-        "started_at": started.isoformat(),
-        "finished_at": datetime.now(timezone.utc).isoformat(),
-        "schema_version": SCHEMA_VERSION,
-        "config_json": json.dumps(data_cfg, sort_keys=True),
     }
-    path = write_run(Path(cfg.results_dir).expanduser(), summary, fit.history)
-    energy_text = f"{summary['energy_kwh']:.3g} kWh" if summary["energy_kwh"] is not None else "energy n/a"
-    log.info(
-        "%s  test_acc %.4f  test_f1 %.4f  %.1fs  %s  -> %s",
-        fit.status, final["test_acc"], final["test_f1"], summary["duration_s"], energy_text, path,
-    )
-    return RunOutcome(summary, path)
+    return columns, fit.history

@@ -21,7 +21,7 @@ def lossbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     "override,expected",
     [
-        ("distance=cosinee", "unknown distance 'cosinee'; choose one of: cosine, euclidean"),
+        ("distance=cosinee", "unknown distance 'cosinee'; choose one of: " + ", ".join(group_options("distance"))),
         ("dataset=mnist2d", "choose one of: " + ", ".join(group_options("dataset"))),
         ("trainer.epocs=3", "unknown key 'trainer.epocs'; valid keys of trainer: epochs, batch_size"),
         ("trainer.epochs=abc", "trainer.epochs: expected int, got 'abc'"),

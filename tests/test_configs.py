@@ -28,14 +28,17 @@ def test_every_group_has_options_and_the_lists_are_complete():
     assert set(OFFLINE_DATASETS + REAL_DATASETS) == set(group_options("dataset"))
     for group in GROUPS:
         for option in group_options(group):
-            first = (conf_dir() / group / f"{option}.yaml").read_text().splitlines()[0]
+            lines = (conf_dir() / group / f"{option}.yaml").read_text().splitlines()
+            first = next(line for line in lines if not line.startswith("# @"))  # skip Hydra's package header
             assert first.startswith("# ") and len(first) > 10, f"{group}/{option}.yaml needs a description line"
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in group_options(g)])
 def test_option_composes_and_dry_builds(compose, group, option, tmp_path):
-    cfg, choices = compose(f"{group}={option}", f"data_dir={tmp_path}", "dataset.download=true" if option in REAL_DATASETS else "seed=0")
+    cfg, choices = compose(f"{group}={option}", f"data_dir={tmp_path}")
     assert choices[group] == option
+    if "download" in cfg.dataset:  # real datasets: claim a download so the missing files do not stop the check
+        cfg.dataset.download = True
     dry_build(cfg, choices)
 
 

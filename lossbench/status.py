@@ -1,0 +1,53 @@
+"""`lossbench status`: what a results folder holds, per sweep, from rows, manifests and markers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from lossbench import store
+
+STATES = ("done", "running", "failed", "diverged", "pending")
+
+
+def sweep_status(results_dir: Path) -> str:
+    """A plain-text table (one line per sweep, then single runs) and the failed / diverged / stale runs."""
+    runs = store.load_runs(results_dir)
+    status = dict(zip(runs.run_id, runs.status)) if not runs.empty else {}
+    markers = {m["run_id"]: m for m in store.load_markers(results_dir)}
+    live = {rid for rid, m in markers.items() if m["alive"] and status.get(rid) != "completed"}
+    manifests = store.load_manifests(results_dir)
+    in_sweeps = {rid for m in manifests for rid in m["run_ids"]}
+    single = sorted(set(status) - in_sweeps)
+
+    lines = [f"{'sweep':<9} {'runs':>5} " + " ".join(f"{s:>8}" for s in STATES) + "  command"]
+    for manifest in manifests:
+        counts = _counts(manifest["run_ids"], status, live)
+        lines.append(f"{manifest['sweep']:<9} {len(manifest['run_ids']):>5} "
+                     + " ".join(f"{counts[s]:>8}" for s in STATES) + f"  {manifest['command']}")
+    if single:
+        counts = _counts(single, status, live)
+        lines.append(f"{'-':<9} {len(single):>5} " + " ".join(f"{counts[s]:>8}" for s in STATES) + "  (single runs)")
+
+    problems = runs[runs.status.isin(["failed", "diverged"])] if not runs.empty else pd.DataFrame()
+    for row in problems.itertuples():
+        error = getattr(row, "error", None)
+        detail = error if isinstance(error, str) else "non-finite training loss"
+        where = f" (log: {row.error_log})" if isinstance(getattr(row, "error_log", None), str) else ""
+        lines.append(f"{row.status:<9} {row.run_id}  {row.dataset} {row.backbone} {row.loss} {row.distance} "
+                     f"seed={row.seed}: {detail}{where}")
+    for rid, marker in markers.items():
+        if not marker["alive"] and status.get(rid) != "completed":
+            lines.append(f"stale     {rid}  pid {marker['pid']} on {marker['host']} is gone; "
+                         "re-running the same command runs it again")
+    return "\n".join(lines)
+
+
+def _counts(run_ids: list[str], status: dict[str, str], live: set[str]) -> dict[str, int]:
+    counts = dict.fromkeys(STATES, 0)
+    for rid in run_ids:
+        st = status.get(rid)
+        state = {"completed": "done", "failed": "failed", "diverged": "diverged"}.get(st or "", None)
+        counts[state or ("running" if rid in live else "pending")] += 1
+    return counts
