@@ -17,8 +17,9 @@ from torch import Tensor, nn
 # Entries with ||x - w||^2 below this fraction of ||x||^2 + ||w||^2 are recomputed directly: there the
 # identity's rounding error (~ eps * (||x||^2 + ||w||^2)) would exceed ~1e-5 of the value in float32.
 REFINE_BELOW = 1e-2
-# Elements of one (rows, prototypes, features) block in PairwiseReduce: 2^22 floats = 16 MiB.
-BLOCK_ELEMENTS = 1 << 22
+# Elements of one (rows, prototypes, features) block in PairwiseReduce: 2^18 floats = 1 MiB in fp32;
+# measured on CPU, smaller blocks stay in cache and were both faster and leaner than 16 MiB ones.
+BLOCK_ELEMENTS = 1 << 18
 
 
 class Distance(nn.Module):
