@@ -167,6 +167,31 @@ def status(
     typer.echo(sweep_status(results_dir))
 
 
+@app.command()
+def report(
+    results_dir: Annotated[Path, typer.Argument(help="A results folder.")] = Path("results"),
+    out: Annotated[Path, typer.Option("--out", help="Where tables, figures and index.md go.")] = Path("report"),
+    group_by: Annotated[str, typer.Option("--group-by", help="Columns that split the tables.")] = "dataset,backbone",
+    metrics: Annotated[str | None, typer.Option("--metrics", help="Comma list of metrics (default: all).")] = None,
+    formats: Annotated[str, typer.Option("--format", help="Comma list: markdown, latex, csv.")] = "markdown,latex,csv",
+    table: Annotated[str, typer.Option("--table", help="all, performance, interpretability or sustainability.")] = "all",
+) -> None:
+    """Three-way tables (performance / interpretability / sustainability) and figures from a results folder."""
+    from lossbench.report import build_report, to_markdown
+
+    split = lambda text: [t.strip() for t in text.split(",") if t.strip()]  # noqa: E731
+    try:
+        tables = build_report(results_dir, out, split(group_by), split(metrics) if metrics else None, split(formats), table)
+    except LossbenchError as exc:
+        _fail(str(exc))
+    from lossbench.report import select_metrics
+
+    chosen = select_metrics(split(metrics) if metrics else None)
+    for t in tables:
+        typer.echo(to_markdown(t, [m for m in chosen if table == "all" or m.block == table.capitalize()] or chosen))
+    typer.echo(f"wrote {out / 'index.md'} ({len(tables)} group(s): tables and figures)")
+
+
 def _defaults() -> dict[str, str]:
     root = yaml.safe_load((conf_dir() / f"{CONFIG_NAME}.yaml").read_text())
     return {k: v for item in root["defaults"] if isinstance(item, dict) for k, v in item.items()}

@@ -95,6 +95,7 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]]:
 
 ROOT_TYPES: dict[str, Any] = {
     "seed": int, "data_dir": str, "results_dir": str, "device": str, "sweep": str | None, "force": bool | None,
+    "probe_samples": int,
 }
 
 

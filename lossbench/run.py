@@ -27,6 +27,7 @@ from lossbench.config import NON_IDENTITY_KEYS, validate
 from lossbench.data.base import Splits
 from lossbench.models.classifier import Classifier
 from lossbench.metrics import count_params, param_norm, summarize
+from lossbench.probes import probe_all
 from lossbench.provenance import provenance
 from lossbench import store
 from lossbench.store import SCHEMA_VERSION, run_id
@@ -112,6 +113,15 @@ def build_model(cfg: DictConfig, splits: Splits) -> Classifier:
     return Classifier(backbone, head)
 
 
+@torch.no_grad()
+def probe_model(model: Classifier, x: torch.Tensor, y: torch.Tensor, samples: int, batch_size: int) -> dict[str, float]:
+    """Interpretability probes on the penultimate features of the first `samples` held-out inputs."""
+    model.eval()
+    x, y = x[:samples], y[:samples]
+    features = torch.cat([model.features(xb) for xb in x.split(batch_size)])
+    return probe_all(features.float().cpu(), y.cpu(), model.head.prototypes.detach().float().cpu())
+
+
 def execute(cfg: DictConfig, choices: dict[str, str]) -> RunOutcome:
     """Run one configuration unless it already completed; always leave a row, never a partial file.
 
@@ -142,7 +152,7 @@ def execute(cfg: DictConfig, choices: dict[str, str]) -> RunOutcome:
             "experiment": choices.get("experiment"),
             "sweep": cfg.sweep,
             **outcome,
-            "duration_s": time.perf_counter() - t0,
+            "wall_time_s": time.perf_counter() - t0,
             **provenance(device),
             "started_at": started.isoformat(),
             "finished_at": datetime.now(timezone.utc).isoformat(),
@@ -153,7 +163,7 @@ def execute(cfg: DictConfig, choices: dict[str, str]) -> RunOutcome:
     if summary["status"] != "failed":
         energy = f"{summary['energy_kwh']:.3g} kWh" if summary["energy_kwh"] is not None else "energy n/a"
         log.info("%s  test_acc %.4f  test_f1 %.4f  %.1fs  %s  -> %s", summary["status"], summary["test_acc"],
-                 summary["test_f1"], summary["duration_s"], energy, path)
+                 summary["test_f1"], summary["wall_time_s"], energy, path)
     return RunOutcome(summary, path)
 
 
@@ -174,6 +184,7 @@ def _train(cfg: DictConfig, device: torch.device) -> tuple[dict[str, Any], list[
 
     tracker = build(cfg, "tracker")
     tracker.start()
+    t0 = time.perf_counter()
     try:
         fit = trainer.fit(model, criterion, optimizer, scheduler, splits, order)
         final: dict[str, float] = {}
@@ -181,6 +192,8 @@ def _train(cfg: DictConfig, device: torch.device) -> tuple[dict[str, Any], list[
             x, y = getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}")
             metrics = trainer.evaluate(model, criterion, x, y, splits.num_classes)
             final.update({f"{split}_{k}": v for k, v in metrics.items()})
+        probes = probe_model(model, splits.x_test, splits.y_test, int(cfg.probe_samples), trainer.eval_batch_size)
+        duration = time.perf_counter() - t0
     finally:
         energy = tracker.stop()
 
@@ -196,7 +209,9 @@ def _train(cfg: DictConfig, device: torch.device) -> tuple[dict[str, Any], list[
         "model_param_norm": param_norm(model),
         "n_params": count_params(model),
         "n_head_params": count_params(model.head),
+        **probes,
         **splits.sizes(),
+        "duration_s": duration,  # training + evaluation + probes: the window the tracker measures
         "train_time_s": fit.train_time_s,
         "time_per_epoch_s": fit.train_time_s / max(1, epochs_run),
         "samples_per_s": len(splits.y_train) * epochs_run / fit.train_time_s if fit.train_time_s > 0 else None,

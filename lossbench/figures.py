@@ -1,0 +1,103 @@
+"""Report figures (matplotlib, PNG + PDF): accuracy-vs-energy Pareto front, radar over the paper's six
+axes, gradient-norm and test-accuracy curves from the history table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from lossbench.report import METRICS, RADAR, GroupTable, group_runs, pareto_front  # noqa: E402
+
+
+def _save(fig: plt.Figure, base: Path) -> dict[str, Path]:
+    base.parent.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for ext in ("png", "pdf"):
+        path = base.with_suffix(f".{ext}")
+        fig.savefig(path, dpi=150)
+        paths[ext] = path
+    plt.close(fig)
+    return paths
+
+
+def pareto_figure(table: GroupTable, runs: pd.DataFrame, base: Path) -> dict[str, Path]:
+    """Test accuracy vs energy per run (dots) and per variant mean (labelled), with the Pareto front."""
+    rows = group_runs(runs, table).dropna(subset=["energy_kwh", "test_acc"])
+    if rows.empty:
+        return {}
+    means = rows.groupby("variant")[["energy_kwh", "test_acc"]].mean()
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    colors = dict(zip(means.index, plt.cm.tab20(np.linspace(0, 1, max(2, len(means))))))
+    for variant, group in rows.groupby("variant"):
+        ax.scatter(group.energy_kwh, group.test_acc, s=12, alpha=0.35, color=colors[variant])
+    for variant, point in means.iterrows():
+        ax.scatter(point.energy_kwh, point.test_acc, s=50, color=colors[variant], edgecolor="black", zorder=3)
+        ax.annotate(variant, (point.energy_kwh, point.test_acc), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    front = pareto_front(means, "energy_kwh", "test_acc")
+    ax.step(front.energy_kwh, front.test_acc, where="post", color="black", lw=1, label="Pareto front")
+    ax.set(xscale="log", xlabel="energy per run (kWh)", ylabel="test accuracy", title=table.title)
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, base)
+
+
+def radar_figure(table: GroupTable, base: Path) -> dict[str, Path]:
+    """Each variant over the six paper axes, min-max normalised across variants; 'lower is better' flipped."""
+    axes = [a for a in RADAR if a in table.mean and table.mean[a].notna().any()]
+    if len(axes) < 3:
+        return {}
+    values = table.mean[axes].astype(float)
+    lo, hi = values.min(), values.max()
+    norm = ((values - lo) / (hi - lo).replace(0, np.nan)).fillna(1.0)
+    for a in axes:
+        if not METRICS[a].higher_is_better:
+            norm[a] = 1.0 - norm[a]
+    angles = np.linspace(0, 2 * np.pi, len(axes), endpoint=False).tolist()
+    fig = plt.figure(figsize=(5.5, 5.5), layout="constrained")
+    ax = fig.add_subplot(projection="polar")
+    for variant, row in norm.iterrows():
+        vals = row.tolist()
+        ax.plot(angles + angles[:1], vals + vals[:1], lw=1.2, label=variant)
+        ax.fill(angles + angles[:1], vals + vals[:1], alpha=0.1)
+    ax.set_xticks(angles, [METRICS[a].label + ("" if METRICS[a].higher_is_better else " (inv.)") for a in axes], fontsize=8)
+    ax.set_yticks([0.25, 0.5, 0.75, 1.0], [], fontsize=6)
+    ax.set_title(table.title, fontsize=9)
+    ax.legend(loc="upper right", bbox_to_anchor=(1.25, 1.1), fontsize=7)
+    return _save(fig, base)
+
+
+def curve_figure(table: GroupTable, runs: pd.DataFrame, history: pd.DataFrame, column: str, label: str,
+                 base: Path) -> dict[str, Path]:
+    """Per-epoch `column` from the history, averaged over seeds per variant (shaded: ± std)."""
+    if history.empty or column not in history:
+        return {}
+    rows = group_runs(runs, table)[["run_id", "variant"]]
+    curves = history.merge(rows, on="run_id")
+    if curves.empty:
+        return {}
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    for variant, group in curves.groupby("variant"):
+        stats = group.groupby("epoch")[column].agg(["mean", "std"])
+        ax.plot(stats.index, stats["mean"], lw=1.2, label=variant)
+        ax.fill_between(stats.index, stats["mean"] - stats["std"].fillna(0), stats["mean"] + stats["std"].fillna(0), alpha=0.15)
+    ax.set(xlabel="epoch", ylabel=label, title=table.title)
+    ax.legend(fontsize=7)
+    return _save(fig, base)
+
+
+def group_figures(table: GroupTable, runs: pd.DataFrame, history: pd.DataFrame, out: Path) -> dict[str, Path]:
+    """All figures of one group; returns {description: path} for PNG and PDF files."""
+    made = {
+        "Pareto front (accuracy vs energy)": pareto_figure(table, runs, out / f"pareto_{table.slug}"),
+        "radar (six paper axes)": radar_figure(table, out / f"radar_{table.slug}"),
+        "gradient norm over training": curve_figure(table, runs, history, "grad_norm_mean", "mean grad-norm per epoch",
+                                                    out / f"gradnorm_{table.slug}"),
+        "test accuracy over epochs": curve_figure(table, runs, history, "test_acc", "test accuracy",
+                                                  out / f"testacc_{table.slug}"),
+    }
+    return {f"{name} ({ext})": path for name, paths in made.items() for ext, path in paths.items()}

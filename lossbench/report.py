@@ -1,0 +1,278 @@
+"""`lossbench report`: three-way tables (performance / interpretability / sustainability) and figures.
+
+Reads only Parquet rows (`load_runs`, `load_history`); rounding happens here and nowhere else.
+Only `completed` runs enter the numbers; failed and diverged runs are counted next to each row.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lossbench import LossbenchError
+from lossbench.store import load_history, load_runs
+
+log = logging.getLogger(__name__)
+BLOCKS = ("Performance", "Interpretability", "Sustainability")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A reported column: where it sits, which way is better, how it is printed."""
+
+    name: str
+    label: str
+    block: str
+    higher_is_better: bool
+    digits: str = ".3f"
+
+
+METRICS = {m.name: m for m in [
+    Metric("test_acc", "Test acc.", "Performance", True, ".4f"),
+    Metric("test_f1", "Macro-F1", "Performance", True, ".4f"),
+    Metric("grad_norm_cv", "Grad-norm CV", "Performance", False),
+    Metric("pc2_ev", "PC2 EV", "Interpretability", True),
+    Metric("pca90", "PCA-90%", "Interpretability", False, ".1f"),
+    Metric("proto_alignment", "Proto. align.", "Interpretability", True),
+    Metric("nc1", "NC1", "Interpretability", False),
+    Metric("energy_kwh", "Energy kWh", "Sustainability", False, ".3g"),
+    Metric("emissions_kg", "kg CO2eq", "Sustainability", False, ".3g"),
+    Metric("duration_s", "Duration s", "Sustainability", False, ".1f"),
+    Metric("time_per_epoch_s", "s / epoch", "Sustainability", False, ".3g"),
+    Metric("energy_per_point_kwh", "kWh / acc. pt", "Sustainability", False, ".3g"),
+]}
+# The six axes of the Rethinking paper's radar plots.
+RADAR = ("test_acc", "test_f1", "pc2_ev", "pca90", "emissions_kg", "time_per_epoch_s")
+
+
+@dataclass
+class GroupTable:
+    """One (dataset, backbone, ...) group: per-variant mean, std, seed count, failure counts, ranks."""
+
+    key: dict[str, str]
+    mean: pd.DataFrame  # index: variant; columns: metrics
+    std: pd.DataFrame
+    n: pd.Series
+    failed: pd.Series
+    diverged: pd.Series
+    ranks: pd.DataFrame  # index: variant; columns: blocks
+
+    @property
+    def slug(self) -> str:
+        return "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", str(v)) for v in self.key.values()) or "all"
+
+    @property
+    def title(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.key.items()) or "all runs"
+
+
+def variant_of(runs: pd.DataFrame) -> pd.Series:
+    """`ce`, or `harmonic/cosine` for heads with a distance."""
+    return runs["loss"].where(runs["distance"].fillna("none").eq("none"), runs["loss"] + "/" + runs["distance"])
+
+
+def select_metrics(names: list[str] | None) -> list[Metric]:
+    if not names:
+        return list(METRICS.values())
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise LossbenchError(f"unknown metric '{unknown[0]}'; choose from: {', '.join(METRICS)}")
+    return [METRICS[n] for n in names]
+
+
+def aggregate(runs: pd.DataFrame, group_by: list[str], metrics: list[Metric]) -> list[GroupTable]:
+    """Mean and sample std over seeds of every metric, per group and variant (completed runs only)."""
+    missing = [c for c in group_by if c not in runs.columns]
+    if missing:
+        raise LossbenchError(f"cannot group by '{missing[0]}'; columns include: dataset, backbone, optim, experiment")
+    runs = runs.assign(variant=variant_of(runs))
+    if "energy_kwh" in runs and "test_acc" in runs:
+        runs["energy_per_point_kwh"] = runs["energy_kwh"] / (100.0 * runs["test_acc"])
+    done = runs[runs.status == "completed"]
+    if done.empty:
+        counts = runs.status.value_counts().to_dict()
+        raise LossbenchError(f"no completed runs to report ({', '.join(f'{v} {k}' for k, v in counts.items()) or 'none'})")
+    names = [m.name for m in metrics]
+    for name in names:
+        done = done.assign(**{name: pd.to_numeric(done[name], errors="coerce")}) if name in done else done.assign(**{name: np.nan})
+    tables = []
+    for key, group in done.groupby(group_by, sort=True) if group_by else [((), done)]:
+        key = key if isinstance(key, tuple) else (key,)
+        everything = runs.loc[(runs[group_by] == pd.Series(key, index=group_by)).all(axis=1)] if group_by else runs
+        by_variant = group.groupby("variant")
+        mean, std = by_variant[names].mean(), by_variant[names].std(ddof=1)
+        status = everything.groupby("variant").status.value_counts().unstack(fill_value=0)
+        n = by_variant.size()
+        failed = status.get("failed", pd.Series(0, index=status.index)).reindex(n.index, fill_value=0)
+        diverged = status.get("diverged", pd.Series(0, index=status.index)).reindex(n.index, fill_value=0)
+        tables.append(GroupTable(dict(zip(group_by, map(str, key))), mean, std, n, failed, diverged,
+                                 _block_ranks(mean, metrics)))
+    return tables
+
+
+def _block_ranks(mean: pd.DataFrame, metrics: list[Metric]) -> pd.DataFrame:
+    """Rank of each variant per block: mean over the block's metrics of its per-metric rank (1 = best)."""
+    ranks = {}
+    for block in BLOCKS:
+        cols = [m for m in metrics if m.block == block and mean[m.name].notna().any()]
+        if cols:
+            per_metric = pd.concat([mean[m.name].rank(ascending=not m.higher_is_better, method="min") for m in cols], axis=1)
+            ranks[block] = per_metric.mean(axis=1).rank(method="min")
+    return pd.DataFrame(ranks, index=mean.index)
+
+
+def best_variants(table: GroupTable, metric: Metric) -> set[str]:
+    """Variants whose mean is the best of the column (direction-aware; ties all count)."""
+    col = table.mean[metric.name].dropna()
+    if col.empty:
+        return set()
+    best = col.max() if metric.higher_is_better else col.min()
+    return set(col.index[np.isclose(col, best, rtol=1e-12, atol=0)])
+
+
+def _cell(table: GroupTable, variant: str, metric: Metric, latex: bool) -> str:
+    mean, std = table.mean.at[variant, metric.name], table.std.at[variant, metric.name]
+    if pd.isna(mean):
+        return "–"
+    number = _latex_number if latex else (lambda v: f"{v:{metric.digits}}")
+    text = number(mean) if not latex else number(f"{mean:{metric.digits}}")
+    if not pd.isna(std):
+        text += (r" \pm " + number(f"{std:{metric.digits}}")) if latex else f" ± {std:{metric.digits}}"
+    if variant in best_variants(table, metric):
+        text = rf"\mathbf{{{text}}}" if latex else f"**{text}**"
+    return f"${text}$" if latex else text
+
+
+def _latex_number(text: str) -> str:
+    """1.84e-06 -> 1.84\\times10^{-6} (math mode)."""
+    mantissa, e, exponent = text.partition("e")
+    return rf"{mantissa}\times10^{{{int(exponent)}}}" if e else text
+
+
+def to_markdown(table: GroupTable, metrics: list[Metric]) -> str:
+    blocks = [b for b in BLOCKS if any(m.block == b for m in metrics)]
+    header = ["variant", "n"] + [m.label for m in metrics] + [f"rank {b[:4].lower()}." for b in blocks] + ["failed", "diverged"]
+    lines = [f"**{table.title}** — mean ± std over seeds (n); best in bold; ranks per block (1 = best)", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for v in table.mean.index:
+        cells = [v, str(table.n[v])] + [_cell(table, v, m, False) for m in metrics]
+        cells += [f"{table.ranks.at[v, b]:.0f}" if b in table.ranks else "–" for b in blocks]
+        cells += [str(table.failed[v]), str(table.diverged[v])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters (pandas' Styler leaves `_` in headers unescaped)."""
+    return re.sub(r"([_%&#$])", r"\\\1", text).replace("~", r"\textasciitilde{}").replace("^", r"\^{}")
+
+
+def to_latex(table: GroupTable, metrics: list[Metric]) -> str:
+    blocks = [b for b in BLOCKS if any(m.block == b for m in metrics)]
+    spans = [(b, [m for m in metrics if m.block == b]) for b in blocks]
+    cols = "l r " + " ".join("c" * len(ms) for _, ms in spans) + " r r"
+    head_blocks = " & ".join(rf"\multicolumn{{{len(ms)}}}{{c}}{{{b}}}" for b, ms in spans)
+    rules, start = [], 3
+    for _, ms in spans:
+        rules.append(rf"\cmidrule(lr){{{start}-{start + len(ms) - 1}}}")
+        start += len(ms)
+    lines = [
+        r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(table.title)}: mean $\pm$ std over seeds}}",
+        rf"\label{{tab:{table.slug}}}", r"\begin{tabular}{" + cols + "}", r"\toprule",
+        rf" & & {head_blocks} & & \\", " ".join(rules),
+        "Variant & $n$ & " + " & ".join(latex_escape(m.label) for m in metrics) + r" & Failed & Diverged \\",
+        r"\midrule",
+    ]
+    for v in table.mean.index:
+        cells = [latex_escape(v), str(table.n[v])] + [_cell(table, v, m, True) for m in metrics]
+        lines.append(" & ".join(cells + [str(table.failed[v]), str(table.diverged[v])]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: GroupTable, metrics: list[Metric]) -> str:
+    frame = pd.DataFrame(index=table.mean.index)
+    for k, v in table.key.items():
+        frame[k] = v
+    frame["n"], frame["failed"], frame["diverged"] = table.n, table.failed, table.diverged
+    for m in metrics:
+        frame[f"{m.name}_mean"], frame[f"{m.name}_std"] = table.mean[m.name], table.std[m.name]
+    for b in table.ranks:
+        frame[f"rank_{b.lower()}"] = table.ranks[b]
+    return frame.rename_axis("variant").reset_index().to_csv(index=False)
+
+
+WRITERS = {"md": (to_markdown, "md"), "tex": (to_latex, "tex"), "csv": (to_csv, "csv")}
+FORMAT_ALIASES = {"markdown": "md", "latex": "tex", "md": "md", "tex": "tex", "csv": "csv"}
+
+
+def build_report(
+    results_dir: Path,
+    out: Path,
+    group_by: list[str],
+    metric_names: list[str] | None = None,
+    formats: list[str] | None = None,
+    table: str = "all",
+) -> list[GroupTable]:
+    """Write tables (per group and format), figures and `index.md` under `out`; return the tables."""
+    formats = formats or ["md", "tex", "csv"]
+    bad = [f for f in formats if f not in FORMAT_ALIASES]
+    if bad:
+        raise LossbenchError(f"unknown format '{bad[0]}'; choose from: markdown (md), latex (tex), csv")
+    if table != "all" and table.capitalize() not in BLOCKS:
+        raise LossbenchError(f"unknown table '{table}'; choose one of: all, performance, interpretability, sustainability")
+    metrics = select_metrics(metric_names)
+    if table != "all":
+        metrics = [m for m in metrics if m.block == table.capitalize()] or select_metrics(
+            [m.name for m in METRICS.values() if m.block == table.capitalize()])
+    runs = load_runs(results_dir)
+    if runs.empty:
+        raise LossbenchError(f"no result rows under {results_dir / 'runs'}")
+    tables = aggregate(runs, group_by, metrics)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    index = [f"# lossbench report\n\nFrom `{results_dir}`: {len(runs)} runs "
+             f"({', '.join(f'{v} {k}' for k, v in runs.status.value_counts().items())}).\n"]
+    for t in tables:
+        index.append(f"\n## {t.title}\n")
+        for fmt in dict.fromkeys(FORMAT_ALIASES[f] for f in formats):
+            writer, ext = WRITERS[fmt]
+            path = out / "tables" / f"{t.slug}_{table}.{ext}"
+            path.write_text(writer(t, metrics))
+            index.append(f"- table ({fmt}): [{path.relative_to(out)}]({path.relative_to(out)})")
+        if "md" in formats or "markdown" in formats:
+            index.append("\n" + to_markdown(t, metrics))
+        from lossbench.figures import group_figures
+
+        history = load_history(results_dir)
+        for name, path in group_figures(t, runs, history, out / "figures").items():
+            index.append(f"- {name}: [{path.relative_to(out)}]({path.relative_to(out)})")
+            if path.suffix == ".png":
+                index.append(f"\n  ![{name}]({path.relative_to(out)})\n")
+    (out / "index.md").write_text("\n".join(index) + "\n")
+    return tables
+
+
+def group_runs(runs: pd.DataFrame, table: GroupTable) -> pd.DataFrame:
+    """The completed rows of one group, with their variant."""
+    runs = runs.assign(variant=variant_of(runs))
+    mask = runs.status.eq("completed")
+    for k, v in table.key.items():
+        mask &= runs[k].astype(str).eq(v)
+    return runs[mask]
+
+
+def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Points not dominated when minimising x and maximising y, sorted by x."""
+    ordered = points.sort_values([x, y], ascending=[True, False])
+    best, keep = -math.inf, []
+    for idx, row in ordered.iterrows():
+        if row[y] > best:
+            keep.append(idx)
+            best = row[y]
+    return ordered.loc[keep]

@@ -1,0 +1,117 @@
+"""`lossbench report` from rows of real (tiny) runs: numbers, best marks, escaping, figures, errors."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lossbench import LossbenchError
+from lossbench.report import METRICS, aggregate, best_variants, build_report, latex_escape, pareto_front, select_metrics
+from lossbench.run import execute
+from lossbench.store import load_runs
+
+import pandas as pd
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """2 variants x 2 seeds of completed spiral runs, plus a diverged and a failed run."""
+    from lossbench.config import compose_run
+
+    root = tmp_path_factory.mktemp("report") / "results"
+    common = ["dataset=spiral", "backbone=mlp", "trainer.epochs=3", "trainer.progress=false", "tracker=codecarbon",
+              f"results_dir={root}", "device=cpu"]
+    for loss in ("ce", "harmonic"):
+        for seed in (0, 1):
+            execute(*compose_run([*common, f"loss={loss}", f"seed={seed}"]))
+    execute(*compose_run([*common, "loss=harmonic", "seed=2", "optim=sgd", "optim.optimizer.lr=1e12"]))
+    execute(*compose_run([*common, "loss=ce", "seed=3", "dataset=modadd"]))  # mlp on tokens: fails
+    return root
+
+
+def test_table_numbers_are_the_mean_and_std_of_the_rows(results):
+    runs = load_runs(results)
+    assert sorted(runs.status) == ["completed"] * 4 + ["diverged", "failed"]
+    (table,) = aggregate(runs, ["dataset", "backbone"], select_metrics(None))
+    done = runs[runs.status == "completed"]
+    for variant, loss in (("ce", "ce"), ("harmonic/euclidean", "harmonic")):
+        rows = done[done.loss == loss]
+        for metric in ("test_acc", "grad_norm_cv", "pc2_ev", "nc1", "energy_kwh"):
+            values = rows[metric].astype(float).to_numpy()
+            assert table.mean.at[variant, metric] == pytest.approx(values.mean(), rel=1e-12)
+            assert table.std.at[variant, metric] == pytest.approx(values.std(ddof=1), rel=1e-12)
+        assert table.n[variant] == 2
+    assert table.diverged["harmonic/euclidean"] == 1 and table.failed["ce"] == 0  # the failure is in another group
+
+
+def test_best_value_marking_respects_direction(results):
+    (table,) = aggregate(load_runs(results), ["dataset", "backbone"], select_metrics(None))
+    for name in ("test_acc", "nc1", "energy_kwh", "grad_norm_cv"):
+        col = table.mean[name]
+        expected = col.idxmax() if METRICS[name].higher_is_better else col.idxmin()
+        assert best_variants(table, METRICS[name]) == {expected}
+    assert not METRICS["energy_kwh"].higher_is_better and METRICS["test_acc"].higher_is_better
+
+
+def test_report_writes_tables_figures_and_an_index(results, tmp_path):
+    out = tmp_path / "paper"
+    build_report(results, out, ["dataset", "backbone"])
+    tables = {p.name for p in (out / "tables").iterdir()}
+    assert {"spiral_mlp_all.md", "spiral_mlp_all.tex", "spiral_mlp_all.csv"} <= tables
+    figures = sorted((out / "figures").iterdir())
+    for kind in ("pareto", "radar", "gradnorm", "testacc"):
+        for ext in ("png", "pdf"):
+            path = out / "figures" / f"{kind}_spiral_mlp.{ext}"
+            assert path in figures and path.stat().st_size > 2000
+    index = (out / "index.md").read_text()
+    for link in re.findall(r"\]\(([^)]+)\)", index):
+        assert (out / link).exists(), link
+    md = (out / "tables" / "spiral_mlp_all.md").read_text()
+    ce_acc = load_runs(results).query("loss == 'ce' and status == 'completed'").test_acc.mean()
+    assert f"{ce_acc:.4f}" in md
+    csv = pd.read_csv(out / "tables" / "spiral_mlp_all.csv").set_index("variant")
+    assert csv.at["ce", "test_acc_mean"] == pytest.approx(ce_acc)
+
+
+def test_latex_escapes_underscores_and_uses_booktabs(results, tmp_path):
+    build_report(results, tmp_path, ["dataset", "backbone"], formats=["latex"], table="interpretability")
+    tex = (tmp_path / "tables" / "spiral_mlp_interpretability.tex").read_text()
+    assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
+    assert "PC2 EV" in tex and "Energy" not in tex  # only the interpretability block
+    body = re.sub(r"\$[^$]*\$|\\label\{[^}]*\}", "", tex)  # outside math and labels, every _ must be escaped
+    assert not re.search(r"(?<!\\)_", body)
+    assert latex_escape("harmonic/hamming_soft 90%") == r"harmonic/hamming\_soft 90\%"
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    points = pd.DataFrame({"e": [1.0, 2.0, 3.0, 4.0, 2.5], "acc": [0.5, 0.7, 0.6, 0.9, 0.7]})
+    front = pareto_front(points, "e", "acc")
+    assert front.index.tolist() == [0, 1, 3]
+
+
+def test_errors(results, tmp_path):
+    with pytest.raises(LossbenchError, match="unknown metric 'accuracy'; choose from: test_acc"):
+        build_report(results, tmp_path, ["dataset"], ["accuracy"])
+    empty = tmp_path / "empty"
+    (empty / "runs").mkdir(parents=True)
+    with pytest.raises(LossbenchError, match="no result rows"):
+        build_report(empty, tmp_path, ["dataset"])
+    proc = subprocess.run([sys.executable, "-m", "lossbench", "report", str(results), "--out", str(tmp_path / "x"),
+                           "--metrics", "test_acc,bogus"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: unknown metric 'bogus'")
+    assert not (tmp_path / "x").exists()
+
+
+def test_report_with_only_failed_runs_is_a_clear_error(tmp_path):
+    from lossbench.store import write_rows
+
+    write_rows(tmp_path / "runs" / "a.parquet", [{"run_id": "a", "status": "failed", "loss": "ce", "distance": "none",
+                                                  "dataset": "spiral", "backbone": "mlp"}])
+    proc = subprocess.run([sys.executable, "-m", "lossbench", "report", str(tmp_path), "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "no completed runs to report (1 failed)" in proc.stderr
+    assert np.isfinite(1.0)
