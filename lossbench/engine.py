@@ -34,31 +34,47 @@ class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     grad_norms: list[float] = field(default_factory=list)
     best_epoch: int = 0
+    epochs: int = 0
     steps: int = 0
+    samples: int = 0
     status: Literal["completed", "diverged"] = "completed"
     train_time_s: float = 0.0
 
 
 class Trainer:
-    """Epoch-based minibatch training with validation-based checkpoint selection."""
+    """Minibatch (or full-batch) training for `epochs`, or for exactly `steps` optimizer steps;
+    evaluation every `eval_every` epochs and at the end, with validation-based checkpoint selection."""
 
     def __init__(
         self,
         epochs: int = 20,
-        batch_size: int = 128,
+        batch_size: int | Literal["full"] = 128,
         eval_batch_size: int = 1024,
         grad_clip: float | None = None,
         eval_test_each_epoch: bool = True,
         progress: bool | Literal["auto"] = "auto",
+        steps: int | None = None,
+        eval_every: int = 1,
     ) -> None:
-        if epochs < 1 or batch_size < 1 or eval_batch_size < 1:
-            raise ValueError("trainer.epochs, batch_size and eval_batch_size must be >= 1")
+        if epochs < 1 or eval_batch_size < 1 or eval_every < 1 or (steps is not None and steps < 1):
+            raise ValueError("trainer.epochs, eval_batch_size, eval_every and steps must be >= 1")
+        if batch_size != "full" and batch_size < 1:
+            raise ValueError(f"trainer.batch_size must be >= 1 or 'full', got {batch_size}")
         self.epochs, self.batch_size, self.eval_batch_size = epochs, batch_size, eval_batch_size
         self.grad_clip, self.eval_test_each_epoch = grad_clip, eval_test_each_epoch
+        self.steps, self.eval_every = steps, eval_every
         self.progress = sys.stderr.isatty() if progress == "auto" else bool(progress)
 
+    def batch(self, n_train: int) -> int:
+        """Minibatch size; `full` = full-batch gradient descent."""
+        return n_train if self.batch_size == "full" else min(self.batch_size, n_train)
+
     def steps_per_epoch(self, n_train: int) -> int:
-        return -(-n_train // self.batch_size)
+        return -(-n_train // self.batch(n_train))
+
+    def total_steps(self, n_train: int) -> int:
+        """`steps` when step-based, else epochs x steps per epoch."""
+        return self.steps if self.steps is not None else self.epochs * self.steps_per_epoch(n_train)
 
     def fit(
         self,
@@ -70,29 +86,37 @@ class Trainer:
         generator: torch.Generator,
     ) -> FitResult:
         """Train for `epochs`, restore the best-validation-accuracy weights, return the record."""
-        loader = TensorLoader(data.x_train, data.y_train, self.batch_size, True, generator, data.augment)
+        n_train = len(data.y_train)
+        loader = TensorLoader(data.x_train, data.y_train, self.batch(n_train), True, generator, data.augment)
+        total = self.total_steps(n_train)
+        epochs = -(-total // len(loader))
         params = [p for p in model.parameters() if p.requires_grad]
         head = getattr(model, "head", model)
         result = FitResult()
         best_acc, best_state = -math.inf, None
-        for epoch in range(1, self.epochs + 1):
+        window = _Window()  # training statistics since the last evaluation
+        for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
-            loss_sum, correct, seen, norms = self._train_epoch(model, criterion, optimizer, scheduler, loader, params, result)
-            train_time = time.perf_counter() - t0
-            result.train_time_s += train_time
-            result.grad_norms += norms
+            window.add(*self._train_epoch(model, criterion, optimizer, scheduler, loader, params, result, total))
+            window.time += time.perf_counter() - t0
+            if epoch % self.eval_every and result.steps < total:
+                continue
+            result.train_time_s += window.time
+            result.grad_norms += window.norms
+            result.epochs, result.samples = epoch, result.samples + window.seen
             row: dict[str, Any] = {
                 "epoch": epoch,
                 "step": result.steps,
                 "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": loss_sum / seen,
-                "train_acc": correct / seen,
-                **summarize(norms, "grad_norm"),
+                "train_loss": window.loss_sum / window.seen,
+                "train_acc": window.correct / window.seen,
+                **summarize(window.norms, "grad_norm"),
                 "head_param_norm": param_norm(head),
                 "model_param_norm": param_norm(model),
-                "epoch_time_s": train_time,
-                "samples_per_s": seen / train_time if train_time > 0 else math.nan,
+                "epoch_time_s": window.time / window.epochs,
+                "samples_per_s": window.seen / window.time if window.time > 0 else math.nan,
             }
+            window = _Window()
             if not math.isfinite(row["train_loss"]):
                 result.history.append(row)
                 result.status = "diverged"
@@ -109,8 +133,8 @@ class Trainer:
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             log.info(
                 "epoch %*d/%d  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  grad %.3g  (%.2fs)",
-                len(str(self.epochs)), epoch, self.epochs, row["train_loss"], row["train_acc"],
-                row["val_loss"], row["val_acc"], row["grad_norm_mean"], train_time,
+                len(str(epochs)), epoch, epochs, row["train_loss"], row["train_acc"],
+                row["val_loss"], row["val_acc"], row["grad_norm_mean"], row["epoch_time_s"],
             )
         if best_state is not None:
             model.load_state_dict(best_state)
@@ -125,11 +149,14 @@ class Trainer:
         loader: TensorLoader,
         params: list[Tensor],
         result: FitResult,
+        total: int,
     ) -> tuple[float, int, int, list[float]]:
         model.train()
         losses, corrects, norms, sizes = [], [], [], []  # per-step 0-dim tensors: no host sync per step
         with _progress_bar(self.progress, len(loader)) as advance:
             for xb, yb in loader:
+                if result.steps >= total:
+                    break
                 logits = model(xb)
                 loss = criterion(logits, yb, result.steps)
                 optimizer.zero_grad(set_to_none=True)
@@ -147,7 +174,7 @@ class Trainer:
                 advance()
         weights = torch.tensor(sizes, dtype=torch.float64, device=loader.y.device)
         loss_sum = float(torch.stack(losses).double() @ weights)
-        return loss_sum, int(torch.stack(corrects).sum()), len(loader.y), torch.stack(norms).tolist()
+        return loss_sum, int(torch.stack(corrects).sum()), sum(sizes), torch.stack(norms).tolist()
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, criterion: Criterion, x: Tensor, y: Tensor, num_classes: int) -> dict[str, float]:
@@ -160,6 +187,25 @@ class Trainer:
             preds.append(logits.argmax(1))
         pred = torch.cat(preds)
         return {"loss": loss_sum / len(y), "acc": accuracy(pred, y), "f1": macro_f1(pred, y, num_classes)}
+
+
+@dataclass
+class _Window:
+    """Training statistics accumulated over the epochs between two evaluations."""
+
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    norms: list[float] = field(default_factory=list)
+    epochs: int = 0
+    time: float = 0.0
+
+    def add(self, loss_sum: float, correct: int, seen: int, norms: list[float]) -> None:
+        self.loss_sum += loss_sum
+        self.correct += correct
+        self.seen += seen
+        self.norms += norms
+        self.epochs += 1
 
 
 def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:

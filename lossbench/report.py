@@ -73,8 +73,12 @@ class GroupTable:
 
 
 def variant_of(runs: pd.DataFrame) -> pd.Series:
-    """`ce`, or `harmonic/cosine` for heads with a distance."""
-    return runs["loss"].where(runs["distance"].fillna("none").eq("none"), runs["loss"] + "/" + runs["distance"])
+    """`ce`, `harmonic/cosine` for heads with a distance, `harmonic/cosine+focal` for a non-default criterion."""
+    label = runs["loss"].where(runs["distance"].fillna("none").eq("none"), runs["loss"] + "/" + runs["distance"])
+    if "criterion" not in runs:
+        return label
+    criterion = runs["criterion"].fillna("ce")
+    return label.where(criterion.eq("ce") | criterion.eq(runs["loss"]), label + "+" + criterion)
 
 
 def select_metrics(names: list[str] | None) -> list[Metric]:

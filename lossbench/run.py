@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from lossbench import LossbenchError
 from lossbench.config import NON_IDENTITY_KEYS, validate
 from lossbench.data.base import Splits
+from lossbench.losses.base import AuxZLoss, Criterion
 from lossbench.models.classifier import Classifier
 from lossbench.metrics import count_params, param_norm, summarize
 from lossbench.probes import probe_all
@@ -33,7 +34,7 @@ from lossbench import store
 from lossbench.store import SCHEMA_VERSION, run_id
 
 log = logging.getLogger(__name__)
-AXES = ("dataset", "backbone", "loss", "distance", "optim")
+AXES = ("dataset", "backbone", "loss", "criterion", "distance", "optim")
 
 
 @dataclass
@@ -51,7 +52,7 @@ def effective_config(cfg: DictConfig, choices: dict[str, str]) -> tuple[dict[str
     validate(cfg)
     data = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(data, dict)
-    axes: dict[str, Any] = {axis: choices.get(axis) for axis in AXES}
+    axes: dict[str, Any] = {axis: choices.get(axis, choices.get(f"loss/{axis}")) for axis in AXES}
     if "distance" not in data["loss"]["head"]:
         data["distance"], axes["distance"] = None, "none"
     axes["seed"] = data["seed"]
@@ -88,6 +89,17 @@ def build(cfg: DictConfig, path: str, *args: Any, **kwargs: Any) -> Any:
         raise LossbenchError(f"{path}: {cause}".splitlines()[0]) from None
 
 
+def build_criterion(cfg: DictConfig) -> Criterion:
+    """The loss's criterion plus its optional auxiliary z-loss term (`loss.z_loss`, 0 = off)."""
+    z_loss = cfg.loss.get("z_loss", 0.0)
+    if not isinstance(z_loss, (int, float)) or isinstance(z_loss, bool):
+        raise LossbenchError(f"loss.z_loss: expected float, got {z_loss!r}")
+    try:
+        return AuxZLoss(build(cfg, "loss.criterion"), float(z_loss))
+    except ValueError as exc:
+        raise LossbenchError(f"loss.z_loss: {exc}") from None
+
+
 def dry_build(cfg: DictConfig, choices: dict[str, str]) -> None:
     """Everything `execute` builds except the data and the backbone, on dummy shapes: catches bad
     values (e.g. a negative exponent) before any output is written."""
@@ -95,7 +107,7 @@ def dry_build(cfg: DictConfig, choices: dict[str, str]) -> None:
     resolve_device(cfg.device)
     build(cfg, "dataset").check()
     head = build(cfg, "loss.head", in_features=4, num_classes=3)
-    build(cfg, "loss.criterion")
+    build_criterion(cfg)
     trainer = build(cfg, "trainer")
     optimizer = build(cfg, "optim.optimizer", head.parameters())
     build(cfg, "optim.scheduler", optimizer, total_steps=trainer.epochs)
@@ -174,11 +186,10 @@ def _train(cfg: DictConfig, device: torch.device) -> tuple[dict[str, Any], list[
     dataset.check()
     splits = dataset.load().to(device)
     model = build_model(cfg, splits).to(device)
-    criterion = build(cfg, "loss.criterion")
+    criterion = build_criterion(cfg)
     trainer = build(cfg, "trainer")
     optimizer = build(cfg, "optim.optimizer", model.parameters())
-    total_steps = trainer.epochs * trainer.steps_per_epoch(len(splits.y_train))
-    scheduler = build(cfg, "optim.scheduler", optimizer, total_steps=total_steps)
+    scheduler = build(cfg, "optim.scheduler", optimizer, total_steps=trainer.total_steps(len(splits.y_train)))
     order = torch.Generator().manual_seed(derived_seed(seed, "data"))
     torch.manual_seed(derived_seed(seed, "train"))  # dropout etc.
 
@@ -197,12 +208,11 @@ def _train(cfg: DictConfig, device: torch.device) -> tuple[dict[str, Any], list[
     finally:
         energy = tracker.stop()
 
-    epochs_run = len(fit.history)
     columns = {
         "status": fit.status,
         **final,
         "best_epoch": fit.best_epoch,
-        "epochs": epochs_run,
+        "epochs": fit.epochs,
         "steps": fit.steps,
         **summarize(fit.grad_norms, "grad_norm"),
         "head_param_norm": param_norm(model.head),
@@ -213,8 +223,8 @@ def _train(cfg: DictConfig, device: torch.device) -> tuple[dict[str, Any], list[
         **splits.sizes(),
         "duration_s": duration,  # training + evaluation + probes: the window the tracker measures
         "train_time_s": fit.train_time_s,
-        "time_per_epoch_s": fit.train_time_s / max(1, epochs_run),
-        "samples_per_s": len(splits.y_train) * epochs_run / fit.train_time_s if fit.train_time_s > 0 else None,
+        "time_per_epoch_s": fit.train_time_s / max(1, fit.epochs),
+        "samples_per_s": fit.samples / fit.train_time_s if fit.train_time_s > 0 else None,
         **energy,
     }
     return columns, fit.history

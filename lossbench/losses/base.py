@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 
@@ -10,3 +11,31 @@ class Criterion(nn.Module):
 
     def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
         raise NotImplementedError
+
+
+def wide(logits: Tensor) -> Tensor:
+    """Half-precision logits as float32; float32 and float64 unchanged (losses accumulate in fp32+)."""
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+
+
+def nll(logits: Tensor, target: Tensor) -> Tensor:
+    """Per-sample negative log-likelihood lse(z) - z_y, shape (B,)."""
+    z = wide(logits)
+    return torch.logsumexp(z, 1) - z.gather(1, target[:, None]).squeeze(1)
+
+
+class AuxZLoss(Criterion):
+    """criterion + coefficient * mean(logsumexp(z)^2): the PaLM / ST-MoE auxiliary z-loss, an add-on
+    that keeps logits normalised (not the spherical Z-loss of de Brebisson & Vincent)."""
+
+    def __init__(self, criterion: Criterion, coefficient: float = 0.0) -> None:
+        super().__init__()
+        if coefficient < 0:
+            raise ValueError(f"z_loss coefficient must be >= 0, got {coefficient}")
+        self.criterion, self.coefficient = criterion, coefficient
+
+    def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
+        loss = self.criterion(logits, target, step)
+        if self.coefficient == 0:
+            return loss
+        return loss + self.coefficient * torch.logsumexp(wide(logits), 1).pow(2).mean()

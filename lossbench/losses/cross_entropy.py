@@ -1,6 +1,7 @@
 """Cross-entropy / negative log-likelihood: mean over the batch of logsumexp(z) - z_y.
 
-On HarMax logits -n log(d + eps) this is the harmonic loss n log d_y + log sum_j d_j^-n.
+On HarMax logits -n log(d + eps) this is the harmonic loss n log d_y + log sum_j d_j^-n. With
+label smoothing eps (Szegedy et al. 2016) the target is (1 - eps) e_y + eps / K.
 """
 
 from __future__ import annotations
@@ -8,11 +9,17 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from lossbench.losses.base import Criterion
+from lossbench.losses.base import Criterion, wide
 
 
 class CrossEntropy(Criterion):
-    """Softmax cross-entropy on logits (torch's fused log-softmax + NLL)."""
+    """Softmax cross-entropy on logits (torch's fused log-softmax + NLL), optional label smoothing."""
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = label_smoothing
 
     def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
-        return F.cross_entropy(logits.float(), target)
+        return F.cross_entropy(wide(logits), target, label_smoothing=self.label_smoothing)

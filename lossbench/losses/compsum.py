@@ -1,0 +1,31 @@
+"""Comp-sum losses (Mao, Mohri & Zhong, ICML 2023): Phi_tau(u) with u = sum_{j!=y} exp(z_j - z_y).
+
+Phi_tau(u) = ((1 + u)^(1 - tau) - 1) / (1 - tau); in the log domain, with 1 + u = exp(nll),
+l_tau = expm1((1 - tau) nll) / (1 - tau), and nll at tau = 1. (losses.md section 4 prints the exponent
+as (tau - 1): with that sign tau = 0 would give MAE; its own test values follow the form used here.)
+tau = 0: sum-exponential loss; tau = 1: cross-entropy; tau in (1, 2): generalised CE with q = tau - 1
+(Zhang & Sabuncu 2018); tau = 2: MAE = 1 - p_y.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from lossbench.losses.base import Criterion, nll
+
+
+class CompSumLoss(Criterion):
+    """The comp-sum family indexed by tau >= 0 (bounded, noise-robust members for tau > 1)."""
+
+    def __init__(self, tau: float = 1.7) -> None:
+        super().__init__()
+        if tau < 0:
+            raise ValueError(f"compsum tau must be >= 0, got {tau}")
+        self.tau = tau
+
+    def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
+        n = nll(logits, target)
+        if self.tau == 1.0:
+            return n.mean()
+        return (torch.expm1((1.0 - self.tau) * n) / (1.0 - self.tau)).mean()

@@ -1,0 +1,28 @@
+"""Self-adjusting Dice loss (Li et al., ACL 2020), target-only form on the target probability p_y:
+
+1 - (2 (1 - p)^alpha p + gamma) / ((1 - p)^alpha p + 1 + gamma). alpha down-weights easy samples
+(as in focal loss), gamma smooths. This per-sample form is the paper's; the official code's
+batch-coupled all-class variant is not implemented.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from lossbench.losses.base import Criterion, nll
+
+
+class SelfAdjustingDiceLoss(Criterion):
+    """alpha >= 0, gamma > 0."""
+
+    def __init__(self, alpha: float = 0.01, gamma: float = 1.0) -> None:
+        super().__init__()
+        if alpha < 0 or gamma <= 0:
+            raise ValueError(f"dice needs alpha >= 0 and gamma > 0, got alpha={alpha}, gamma={gamma}")
+        self.alpha, self.gamma = alpha, gamma
+
+    def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
+        n = nll(logits, target)
+        p = (-n).exp()
+        x = (-(-n).expm1()).pow(self.alpha) * p  # (1 - p)^alpha p
+        return (1.0 - (2.0 * x + self.gamma) / (x + 1.0 + self.gamma)).mean()

@@ -1,0 +1,75 @@
+"""Dynamical losses (Ruiz-Garcia et al., ICML 2021; Lavin Pallero & Ruiz-Garcia 2024): class weights
+Gamma(t) that oscillate during training while the minima stay those of the static loss.
+
+Gamma(t) (official notebooks, miguel-rg/dynamical-loss-functions, `c_fn`): one class at a time is
+boosted, in order 0, 1, ..., C-1, 0, ...; within a period of T steps (tau = t mod T) the boosted class's
+weight rises linearly from 1 to A at T/2 and back to 1; the others stay 1; then Gamma is renormalised
+to sum to C. The notebook's periods last T + 1 steps (tau runs 0..T inclusive); here they last T.
+Gamma never enters autograd.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lossbench.losses.base import Criterion, nll, wide
+
+
+def class_weights(step: int, num_classes: int, amplitude: float, period: int, start_mid_period: bool = False) -> Tensor:
+    """Gamma(step): (C,) float64 weights summing to C."""
+    t = step + (period // 2 if start_mid_period else 0)
+    boosted, tau = (t // period) % num_classes, t % period
+    rise = 2.0 * (amplitude - 1.0) * tau / period
+    peak = 1.0 + rise if tau < period / 2 else 2.0 * amplitude - 1.0 - rise
+    gamma = torch.ones(num_classes, dtype=torch.float64)
+    gamma[boosted] = peak
+    return gamma * num_classes / gamma.sum()
+
+
+class _Dynamical(Criterion):
+    def __init__(self, amplitude: float, period: int, static_after_step: int | None, start_mid_period: bool) -> None:
+        super().__init__()
+        if amplitude < 1 or period < 2:
+            raise ValueError(f"dynamical losses need amplitude >= 1 and period >= 2, got A={amplitude}, T={period}")
+        self.amplitude, self.period = amplitude, period
+        self.static_after_step, self.start_mid_period = static_after_step, start_mid_period
+
+    def weights(self, step: int, num_classes: int, like: Tensor) -> Tensor:
+        """Gamma(step) on the device of `like`; A = 1 (static loss) once step >= static_after_step."""
+        static = self.static_after_step is not None and step >= self.static_after_step
+        gamma = class_weights(step, num_classes, 1.0 if static else self.amplitude, self.period, self.start_mid_period)
+        return gamma.to(device=like.device, dtype=like.dtype)
+
+
+class DynamicalCrossEntropy(_Dynamical):
+    """DCE = mean over samples of Gamma_{y}(t) * (-log softmax(z)_y)."""
+
+    def __init__(self, amplitude: float = 70.0, period: int = 5000, static_after_step: int | None = None,
+                 start_mid_period: bool = False) -> None:
+        super().__init__(amplitude, period, static_after_step, start_mid_period)
+
+    def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
+        n = nll(logits, target)
+        return (self.weights(step, logits.shape[1], n)[target] * n).mean()
+
+
+class DynamicalMSE(_Dynamical):
+    """DMSE on softmax probabilities. The paper's exact equations could not be checked (losses.md
+    section 1); two readings are offered: `weighting=sample` (DMSE1) weights each sample's squared
+    error by its class's Gamma_y(t); `weighting=output` (DMSE2) weights each output unit k by Gamma_k(t)."""
+
+    def __init__(self, amplitude: float = 70.0, period: int = 5000, static_after_step: int | None = None,
+                 start_mid_period: bool = False, weighting: Literal["sample", "output"] = "sample") -> None:
+        super().__init__(amplitude, period, static_after_step, start_mid_period)
+        self.weighting = weighting
+
+    def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
+        p = wide(logits).softmax(1)
+        sq = (p - F.one_hot(target, p.shape[1])).pow(2)  # (B, K)
+        gamma = self.weights(step, p.shape[1], p)
+        weighted = sq.sum(1) * gamma[target] if self.weighting == "sample" else (sq * gamma).sum(1)
+        return weighted.mean()

@@ -1,0 +1,21 @@
+"""Softmax focal loss (Lin et al. 2017): -(1 - p_y)^gamma log p_y, computed from the log-probability."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from lossbench.losses.base import Criterion, nll
+
+
+class FocalLoss(Criterion):
+    """gamma = 0 is cross-entropy; larger gamma down-weights well-classified samples."""
+
+    def __init__(self, gamma: float = 2.0) -> None:
+        super().__init__()
+        if gamma < 0:
+            raise ValueError(f"focal gamma must be >= 0, got {gamma}")
+        self.gamma = gamma
+
+    def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
+        n = nll(logits, target)
+        return ((-(-n).expm1()).pow(self.gamma) * n).mean()  # (1 - p_y) = -expm1(-nll)

@@ -1,0 +1,36 @@
+"""LDR-KL loss (Zhu, Ying & Yang, ICML 2023): label-distributionally robust loss with a KL penalty.
+
+L = lam * log( (1/K) sum_k exp((c 1[k != y] + z_k - z_y) / lam) ). c = 0 gives lam * CE(z / lam) - lam log K;
+lam -> 0 the Crammer-Singer hinge with margin c. `normalize` applies the official code's logit transform
+(softplus, then division by the row mean), which makes the loss scale-invariant.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lossbench.losses.base import Criterion, wide
+
+
+class LDRKLLoss(Criterion):
+    """lam > 0 (temperature of the worst-case label distribution), margin c >= 0."""
+
+    def __init__(self, lam: float = 10.0, margin: float = 0.1, normalize: bool = True) -> None:
+        super().__init__()
+        if lam <= 0:
+            raise ValueError(f"ldr_kl lam must be > 0, got {lam}")
+        self.lam, self.margin, self.normalize = lam, margin, normalize
+
+    def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
+        z = wide(logits)
+        if self.normalize:
+            z = F.softplus(z)
+            z = z / z.mean(1, keepdim=True)
+        shifted = z - z.gather(1, target[:, None]) + self.margin
+        shifted = shifted.scatter(1, target[:, None], 0.0)  # no margin on the target itself
+        k = z.shape[1]
+        return (self.lam * (torch.logsumexp(shifted / self.lam, 1) - math.log(k))).mean()

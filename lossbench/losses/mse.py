@@ -1,0 +1,24 @@
+"""Squared error to the one-hot target, on softmax probabilities or on raw logits (Hui & Belkin 2021)."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from lossbench.losses.base import Criterion, wide
+
+
+class ProbabilityMSE(Criterion):
+    """sum_k (p_k - e_{y,k})^2 per sample (a sum over classes, the Brier score), mean over the batch."""
+
+    def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
+        p = wide(logits).softmax(1)
+        return (p - F.one_hot(target, p.shape[1])).pow(2).sum(1).mean()
+
+
+class LogitMSE(Criterion):
+    """mean_k (z_k - e_{y,k})^2 per sample (torch's F.mse_loss against the one-hot target)."""
+
+    def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
+        z = wide(logits)
+        return F.mse_loss(z, F.one_hot(target, z.shape[1]).to(z.dtype))

@@ -1,0 +1,21 @@
+"""Poly-1 loss (Leng et al., ICLR 2022): CE + epsilon (1 - p_y)."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from lossbench.losses.base import Criterion, nll
+
+
+class Poly1Loss(Criterion):
+    """epsilon = 0 is cross-entropy; the paper uses 2 on ImageNet, -1 for detection (epsilon >= -1)."""
+
+    def __init__(self, epsilon: float = 1.0) -> None:
+        super().__init__()
+        if epsilon < -1:
+            raise ValueError(f"poly1 epsilon must be >= -1, got {epsilon}")
+        self.epsilon = epsilon
+
+    def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
+        n = nll(logits, target)
+        return (n - self.epsilon * (-n).expm1()).mean()

@@ -1,0 +1,28 @@
+"""Spherical Z-loss (de Brebisson & Vincent 2016): (1/a) softplus(a (b - z_y)) on standardised logits.
+
+z = (o - mean(o)) / std(o) over the K outputs (population std, eps-floored); invariant to shifts and
+positive scalings of the logits. max z_y = sqrt(K - 1), so b should scale with sqrt(K).
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from lossbench.losses.base import Criterion, wide
+
+
+class SphericalZLoss(Criterion):
+    """a > 0 sets the sharpness, b the location (no universal default: sweep them)."""
+
+    def __init__(self, a: float = 1.0, b: float = 1.0, eps: float = 1e-8) -> None:
+        super().__init__()
+        if a <= 0:
+            raise ValueError(f"zloss_spherical a must be > 0, got {a}")
+        self.a, self.b, self.eps = a, b, eps
+
+    def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
+        o = wide(logits)
+        z = (o - o.mean(1, keepdim=True)) / (o.std(1, unbiased=False, keepdim=True) + self.eps)
+        z_y = z.gather(1, target[:, None]).squeeze(1)
+        return (F.softplus(self.a * (self.b - z_y)) / self.a).mean()
