@@ -175,20 +175,30 @@ def report(
     metrics: Annotated[str | None, typer.Option("--metrics", help="Comma list of metrics (default: all).")] = None,
     formats: Annotated[str, typer.Option("--format", help="Comma list: markdown, latex, csv.")] = "markdown,latex,csv",
     table: Annotated[str, typer.Option("--table", help="all, performance, interpretability or sustainability.")] = "all",
+    x: Annotated[str | None, typer.Option("--x", help="Also plot the first metric against this config path "
+                                          "(e.g. backbone.widths), one line per variant.")] = None,
+    split: Annotated[str | None, typer.Option("--split", help="With --x: a config path that splits variants "
+                                              "(e.g. loss.criterion.amplitude).")] = None,
 ) -> None:
     """Three-way tables (performance / interpretability / sustainability) and figures from a results folder."""
     from lossbench.report import build_report, to_markdown
+    from lossbench.store import load_runs
 
-    split = lambda text: [t.strip() for t in text.split(",") if t.strip()]  # noqa: E731
+    split_list = lambda text: [t.strip() for t in text.split(",") if t.strip()]  # noqa: E731
     try:
-        tables = build_report(results_dir, out, split(group_by), split(metrics) if metrics else None, split(formats), table)
+        tables = build_report(results_dir, out, split_list(group_by), split_list(metrics) if metrics else None,
+                              split_list(formats), table, x, split)
     except LossbenchError as exc:
         _fail(str(exc))
     from lossbench.report import select_metrics
 
-    chosen = select_metrics(split(metrics) if metrics else None)
+    chosen = select_metrics(split_list(metrics) if metrics else None)
     for t in tables:
         typer.echo(to_markdown(t, [m for m in chosen if table == "all" or m.block == table.capitalize()] or chosen))
+    if x:
+        from lossbench.report import sweep_markdown, sweep_table
+
+        typer.echo(sweep_markdown(sweep_table(load_runs(results_dir), x, chosen[0], split), x, chosen[0]))
     typer.echo(f"wrote {out / 'index.md'} ({len(tables)} group(s): tables and figures)")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -172,7 +172,7 @@ def _matches(value: Any, hint: Any) -> bool:
         return isinstance(value, str)
     if inspect.isclass(hint) and origin is None and hint not in (list, tuple):
         return isinstance(value, hint)
-    if origin in (list, tuple, typing.Sequence, __import__("collections.abc").abc.Sequence) or hint in (list, tuple):
+    if origin in (list, tuple, typing.Sequence, Sequence) or hint in (list, tuple):
         if not isinstance(value, (ListConfig, list, tuple)):
             return False
         inner = [a for a in args if a is not Ellipsis]

@@ -43,7 +43,8 @@ class FitResult:
 
 class Trainer:
     """Minibatch (or full-batch) training for `epochs`, or for exactly `steps` optimizer steps;
-    evaluation every `eval_every` epochs and at the end, with validation-based checkpoint selection."""
+    evaluation every `eval_every` epochs and at the end. The weights kept are those of the best
+    validation accuracy (`checkpoint=best_val`) or the final ones (`last`); test never decides."""
 
     def __init__(
         self,
@@ -55,6 +56,7 @@ class Trainer:
         progress: bool | Literal["auto"] = "auto",
         steps: int | None = None,
         eval_every: int = 1,
+        checkpoint: Literal["best_val", "last"] = "best_val",
     ) -> None:
         if epochs < 1 or eval_batch_size < 1 or eval_every < 1 or (steps is not None and steps < 1):
             raise ValueError("trainer.epochs, eval_batch_size, eval_every and steps must be >= 1")
@@ -62,7 +64,7 @@ class Trainer:
             raise ValueError(f"trainer.batch_size must be >= 1 or 'full', got {batch_size}")
         self.epochs, self.batch_size, self.eval_batch_size = epochs, batch_size, eval_batch_size
         self.grad_clip, self.eval_test_each_epoch = grad_clip, eval_test_each_epoch
-        self.steps, self.eval_every = steps, eval_every
+        self.steps, self.eval_every, self.checkpoint = steps, eval_every, checkpoint
         self.progress = sys.stderr.isatty() if progress == "auto" else bool(progress)
 
     def batch(self, n_train: int) -> int:
@@ -136,8 +138,10 @@ class Trainer:
                 len(str(epochs)), epoch, epochs, row["train_loss"], row["train_acc"],
                 row["val_loss"], row["val_acc"], row["grad_norm_mean"], row["epoch_time_s"],
             )
-        if best_state is not None:
+        if best_state is not None and self.checkpoint == "best_val":
             model.load_state_dict(best_state)
+        elif result.history:
+            result.best_epoch = result.history[-1]["epoch"]
         return result
 
     def _train_epoch(

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from lossbench.report import METRICS, RADAR, GroupTable, group_runs, pareto_front  # noqa: E402
+from lossbench.report import METRICS, RADAR, GroupTable, Metric, group_runs, pareto_front  # noqa: E402
 
 
 def _save(fig: plt.Figure, base: Path) -> dict[str, Path]:
@@ -87,6 +87,19 @@ def curve_figure(table: GroupTable, runs: pd.DataFrame, history: pd.DataFrame, c
         ax.fill_between(stats.index, stats["mean"] - stats["std"].fillna(0), stats["mean"] + stats["std"].fillna(0), alpha=0.15)
     ax.set(xlabel="epoch", ylabel=label, title=table.title)
     ax.legend(fontsize=7)
+    return _save(fig, base)
+
+
+def sweep_figure(stats: pd.DataFrame, x: str, metric: Metric, base: Path) -> dict[str, Path]:
+    """`metric` against the values of a config path, one line per variant, error bars = std over seeds."""
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    xs = list(dict.fromkeys(stats.index.get_level_values("x")))
+    for variant in dict.fromkeys(stats.index.get_level_values("variant")):
+        rows = stats.loc[variant].reindex(xs)
+        ax.errorbar(range(len(xs)), rows["mean"], yerr=rows["std"].fillna(0), marker="o", capsize=3, label=variant)
+    ax.set_xticks(range(len(xs)), xs)
+    ax.set(xlabel=x, ylabel=metric.label, title=f"{metric.label} vs {x} (mean ± std over seeds)")
+    ax.legend(fontsize=8)
     return _save(fig, base)
 
 

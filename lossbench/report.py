@@ -6,6 +6,7 @@ Only `completed` runs enter the numbers; failed and diverged runs are counted ne
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -35,6 +36,7 @@ class Metric:
 
 METRICS = {m.name: m for m in [
     Metric("test_acc", "Test acc.", "Performance", True, ".4f"),
+    Metric("val_acc", "Val. acc.", "Performance", True, ".4f"),
     Metric("test_f1", "Macro-F1", "Performance", True, ".4f"),
     Metric("grad_norm_cv", "Grad-norm CV", "Performance", False),
     Metric("pc2_ev", "PC2 EV", "Interpretability", True),
@@ -223,6 +225,8 @@ def build_report(
     metric_names: list[str] | None = None,
     formats: list[str] | None = None,
     table: str = "all",
+    x: str | None = None,
+    split: str | None = None,
 ) -> list[GroupTable]:
     """Write tables (per group and format), figures and `index.md` under `out`; return the tables."""
     formats = formats or ["md", "tex", "csv"]
@@ -258,8 +262,63 @@ def build_report(
             index.append(f"- {name}: [{path.relative_to(out)}]({path.relative_to(out)})")
             if path.suffix == ".png":
                 index.append(f"\n  ![{name}]({path.relative_to(out)})\n")
+    if x:
+        from lossbench.figures import sweep_figure
+
+        metric = metrics[0]
+        stats = sweep_table(runs, x, metric, split)
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{metric.name}-vs-{x}")
+        text = sweep_markdown(stats, x, metric)
+        (out / "tables" / f"{slug}.md").write_text(text)
+        stats.reset_index().to_csv(out / "tables" / f"{slug}.csv", index=False)
+        index += [f"\n## {metric.label} vs {x}\n", text]
+        for ext, path in sweep_figure(stats, x, metric, out / "figures" / slug).items():
+            index.append(f"- figure ({ext}): [{path.relative_to(out)}]({path.relative_to(out)})")
     (out / "index.md").write_text("\n".join(index) + "\n")
     return tables
+
+
+def config_value(config_json: str, path: str) -> str:
+    """A dotted config path (e.g. backbone.widths) read from a row's stored config, as text."""
+    node = json.loads(config_json)
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise LossbenchError(f"config has no '{path}' (stopped at '{part}')")
+        node = node[part]
+    return json.dumps(node) if isinstance(node, (list, dict)) else str(node)
+
+
+def sweep_table(runs: pd.DataFrame, x: str, metric: Metric, split: str | None = None) -> pd.DataFrame:
+    """`metric` over the values of config path `x`, per variant (optionally split by another config
+    path): rows = variant, columns = x values, cells = (mean, std, n) over seeds, completed runs only."""
+    done = runs[runs.status == "completed"].copy()
+    if done.empty:
+        raise LossbenchError("no completed runs to report")
+    done["variant"] = variant_of(done)
+    if split:
+        done["variant"] += " " + split.rsplit(".", 1)[-1] + "=" + done.config_json.map(lambda c: config_value(c, split))
+    done["x"] = done.config_json.map(lambda c: config_value(c, x))
+    stats = done.groupby(["variant", "x"])[metric.name].agg(["mean", "std", "count"])
+    order = sorted(stats.index.get_level_values("x").unique(), key=_numeric_key)
+    return stats.reindex(pd.MultiIndex.from_product([stats.index.levels[0], order], names=["variant", "x"]))
+
+
+def _numeric_key(text: str) -> tuple[float, str]:
+    numbers = re.findall(r"-?\d+(?:\.\d+)?", text)
+    return (float(numbers[0]) if numbers else math.inf, text)
+
+
+def sweep_markdown(stats: pd.DataFrame, x: str, metric: Metric) -> str:
+    xs = list(dict.fromkeys(stats.index.get_level_values("x")))
+    lines = [f"**{metric.label} vs {x}** — mean ± std over seeds (n)", "",
+             "| variant | " + " | ".join(xs) + " |", "|" + "---|" * (len(xs) + 1)]
+    for variant in dict.fromkeys(stats.index.get_level_values("variant")):
+        cells = []
+        for value in xs:
+            m, s, n = stats.loc[(variant, value)]
+            cells.append("–" if pd.isna(m) else f"{m:{metric.digits}} ± {0 if pd.isna(s) else s:{metric.digits}} ({int(n)})")
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def group_runs(runs: pd.DataFrame, table: GroupTable) -> pd.DataFrame:

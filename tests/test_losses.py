@@ -106,8 +106,11 @@ def test_dce_values_and_the_static_last_period():
     dce = criterion("dce")
     assert dce(TB, YB, step=2500).item() == pytest.approx(2.1219184, abs=1e-7)
     assert dce(TB, YB, step=5000 + 1250).item() == pytest.approx(0.1984959, abs=1e-7)
-    static = criterion("dce", static_after_step=100)
+    static = criterion("dce", static_last_period=True, total_steps=7000)  # static from step 2000 on
+    assert static(TB, YB, step=1999).item() == pytest.approx(dce(TB, YB, step=1999).item())  # still oscillating
     assert static(TB, YB, step=2500).item() == pytest.approx(1.0162771, abs=1e-7)  # A = 1: plain CE
+    with pytest.raises(Exception, match="needs total_steps"):
+        criterion("dce", static_last_period=True)  # epoch-based training: trainer.steps is null
     dmse1, dmse2 = criterion("dmse"), criterion("dmse", weighting="output")
     assert dmse1(TB, YB, step=0).item() == pytest.approx(criterion("mse_prob")(TB, YB).item())
     assert dmse2(TB, YB, step=0).item() == pytest.approx(criterion("mse_prob")(TB, YB).item())

@@ -115,3 +115,34 @@ def test_report_with_only_failed_runs_is_a_clear_error(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "no completed runs to report (1 failed)" in proc.stderr
     assert np.isfinite(1.0)
+
+
+def test_metric_against_a_config_value_with_error_bars(tmp_path):
+    """--x backbone.widths --split loss.criterion.amplitude: a table and a figure of val_acc vs width."""
+    from lossbench.config import compose_run
+    from lossbench.report import METRICS, sweep_table
+
+    root = tmp_path / "results"
+    for amplitude in (1.0, 5.0):
+        for width in (4, 8):
+            for seed in (0, 1):
+                execute(*compose_run([
+                    "experiment=dynamical_spiral_small", "trainer.steps=40", "trainer.eval_every=20",
+                    "loss.criterion.period=10", f"loss.criterion.amplitude={amplitude}", f"backbone.widths=[{width}]",
+                    f"seed={seed}", "tracker=off", "trainer.progress=false", f"results_dir={root}",
+                ]))
+    runs = load_runs(root)
+    stats = sweep_table(runs, "backbone.widths", METRICS["val_acc"], "loss.criterion.amplitude")
+    assert list(dict.fromkeys(stats.index.get_level_values("x"))) == ["[4]", "[8]"]
+    for amplitude in (1.0, 5.0):
+        for width in (4, 8):
+            rows = runs[runs.config_json.str.contains(f'"amplitude": {amplitude}')
+                        & runs.config_json.str.contains(f'"widths": \\[{width}\\]')]
+            m, s, n = stats.loc[(f"dce amplitude={amplitude}", f"[{width}]")]
+            assert n == 2 and m == pytest.approx(rows.val_acc.mean()) and s == pytest.approx(rows.val_acc.std(ddof=1))
+    out = tmp_path / "paper"
+    build_report(root, out, ["dataset"], ["val_acc"], x="backbone.widths", split="loss.criterion.amplitude")
+    assert (out / "tables" / "val-acc-vs-backbone-widths.md").read_text().count("| dce amplitude=") == 2
+    assert (out / "figures" / "val-acc-vs-backbone-widths.png").stat().st_size > 2000
+    with pytest.raises(LossbenchError, match="config has no 'backbone.depth'"):
+        sweep_table(runs, "backbone.depth", METRICS["val_acc"])

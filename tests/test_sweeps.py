@@ -145,3 +145,19 @@ def _sweep_of(jobs: list[str]) -> list[str]:
                 if value not in values[key]:
                     values[key].append(value)
     return [f"{key}={','.join(vals)}" for key, vals in values.items()]
+
+
+@pytest.mark.slow
+def test_dynamical_spiral_grid_in_ci_size_and_its_width_report(tmp_path):
+    proc = lossbench(tmp_path, "-m", "experiment=dynamical_spiral_small", "trainer.steps=400", "trainer.eval_every=100",
+                     "loss.criterion.period=40", "backbone.widths=[5],[20]", "seed=0,1", "tracker=off",
+                     "trainer.progress=false")
+    assert proc.returncode == 0, proc.stderr
+    runs = load_runs(tmp_path / "results")
+    assert len(runs) == 8 and (runs.status == "completed").all() and (runs.steps == 400).all()
+    report = subprocess.run([sys.executable, "-m", "lossbench", "report", str(tmp_path / "results"), "--out",
+                             str(tmp_path / "paper"), "--metrics", "val_acc", "--x", "backbone.widths",
+                             "--split", "loss.criterion.amplitude"], capture_output=True, text=True)
+    assert report.returncode == 0, report.stderr
+    assert "| dce amplitude=1.0 |" in report.stdout and "| dce amplitude=70.0 |" in report.stdout
+    assert (tmp_path / "paper" / "figures" / "val-acc-vs-backbone-widths.png").exists()

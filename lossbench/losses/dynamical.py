@@ -31,16 +31,20 @@ def class_weights(step: int, num_classes: int, amplitude: float, period: int, st
 
 
 class _Dynamical(Criterion):
-    def __init__(self, amplitude: float, period: int, static_after_step: int | None, start_mid_period: bool) -> None:
+    def __init__(self, amplitude: float, period: int, static_last_period: bool, total_steps: int | None,
+                 start_mid_period: bool) -> None:
         super().__init__()
         if amplitude < 1 or period < 2:
             raise ValueError(f"dynamical losses need amplitude >= 1 and period >= 2, got A={amplitude}, T={period}")
-        self.amplitude, self.period = amplitude, period
-        self.static_after_step, self.start_mid_period = static_after_step, start_mid_period
+        if static_last_period and total_steps is None:
+            raise ValueError("static_last_period needs total_steps (step-based training: set trainer.steps)")
+        self.amplitude, self.period, self.start_mid_period = amplitude, period, start_mid_period
+        self.static_from = total_steps - period if static_last_period and total_steps is not None else None
 
     def weights(self, step: int, num_classes: int, like: Tensor) -> Tensor:
-        """Gamma(step) on the device of `like`; A = 1 (static loss) once step >= static_after_step."""
-        static = self.static_after_step is not None and step >= self.static_after_step
+        """Gamma(step) on the device of `like`; with static_last_period, A = 1 (the static loss) for the
+        last `period` steps, the paper's evaluation protocol."""
+        static = self.static_from is not None and step >= self.static_from
         gamma = class_weights(step, num_classes, 1.0 if static else self.amplitude, self.period, self.start_mid_period)
         return gamma.to(device=like.device, dtype=like.dtype)
 
@@ -48,9 +52,9 @@ class _Dynamical(Criterion):
 class DynamicalCrossEntropy(_Dynamical):
     """DCE = mean over samples of Gamma_{y}(t) * (-log softmax(z)_y)."""
 
-    def __init__(self, amplitude: float = 70.0, period: int = 5000, static_after_step: int | None = None,
-                 start_mid_period: bool = False) -> None:
-        super().__init__(amplitude, period, static_after_step, start_mid_period)
+    def __init__(self, amplitude: float = 70.0, period: int = 5000, static_last_period: bool = False,
+                 total_steps: int | None = None, start_mid_period: bool = False) -> None:
+        super().__init__(amplitude, period, static_last_period, total_steps, start_mid_period)
 
     def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
         n = nll(logits, target)
@@ -62,9 +66,10 @@ class DynamicalMSE(_Dynamical):
     section 1); two readings are offered: `weighting=sample` (DMSE1) weights each sample's squared
     error by its class's Gamma_y(t); `weighting=output` (DMSE2) weights each output unit k by Gamma_k(t)."""
 
-    def __init__(self, amplitude: float = 70.0, period: int = 5000, static_after_step: int | None = None,
-                 start_mid_period: bool = False, weighting: Literal["sample", "output"] = "sample") -> None:
-        super().__init__(amplitude, period, static_after_step, start_mid_period)
+    def __init__(self, amplitude: float = 70.0, period: int = 5000, static_last_period: bool = False,
+                 total_steps: int | None = None, start_mid_period: bool = False,
+                 weighting: Literal["sample", "output"] = "sample") -> None:
+        super().__init__(amplitude, period, static_last_period, total_steps, start_mid_period)
         self.weighting = weighting
 
     def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
