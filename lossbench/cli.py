@@ -17,7 +17,7 @@ import typer
 import yaml
 
 from lossbench import LossbenchError
-from lossbench.config import CONFIG_NAME, GROUPS, NON_IDENTITY_KEYS, compose_run, conf_dir, group_options, sweep_jobs
+from lossbench.config import CONFIG_NAME, GROUPS, compose_run, conf_dir, group_options, sweep_jobs
 
 app = typer.Typer(
     add_completion=False,
@@ -64,17 +64,14 @@ class Job:
 
 def preflight(overrides: list[str], multirun: bool) -> list[Job]:
     """Compose, validate and dry-build every job of the command before anything runs."""
-    from lossbench.run import dry_build, effective_config
-    from lossbench.store import run_id
+    from lossbench.run import dry_build, run_identity
 
     jobs = []
     for job in sweep_jobs(overrides) if multirun else [overrides]:
         cfg, choices = compose_run(job)
         dry_build(cfg, choices)
-        data, axes = effective_config(cfg, choices)
-        identity = {k: v for k, v in data.items() if k not in NON_IDENTITY_KEYS}
-        label = " ".join(f"{k}={v}" for k, v in axes.items())
-        jobs.append(Job(run_id({"axes": axes, "config": identity}), Path(cfg.results_dir).expanduser(), label))
+        rid, _, axes = run_identity(cfg, choices)
+        jobs.append(Job(rid, Path(cfg.results_dir).expanduser(), " ".join(f"{k}={v}" for k, v in axes.items())))
     return jobs
 
 

@@ -59,6 +59,13 @@ def effective_config(cfg: DictConfig, choices: dict[str, str]) -> tuple[dict[str
     return data, axes
 
 
+def run_identity(cfg: DictConfig, choices: dict[str, str]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(run_id, effective config, axes): the id hashes the axes and the config without output locations."""
+    data, axes = effective_config(cfg, choices)
+    identity = {k: v for k, v in data.items() if k not in NON_IDENTITY_KEYS}
+    return run_id({"axes": axes, "config": identity}), data, axes
+
+
 def derived_seed(seed: int, stream: str) -> int:
     """An independent seed per random stream (head init, data order, dropout) from the run seed."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{stream}".encode()).digest()[:7], "big")
@@ -140,9 +147,7 @@ def execute(cfg: DictConfig, choices: dict[str, str]) -> RunOutcome:
     A run that raises gets a `failed` row with the error (traceback in errors/<run_id>.log), a run
     whose loss stops being finite a `diverged` row: in a sweep, the other runs go on.
     """
-    data_cfg, axes = effective_config(cfg, choices)
-    identity = {k: v for k, v in data_cfg.items() if k not in NON_IDENTITY_KEYS}
-    rid = run_id({"axes": axes, "config": identity})
+    rid, data_cfg, axes = run_identity(cfg, choices)
     results = Path(cfg.results_dir).expanduser()
     done = store.read_run(results, rid)
     if done is not None and done.get("status") == "completed" and not cfg.get("force"):
