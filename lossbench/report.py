@@ -243,6 +243,9 @@ def build_report(
     if runs.empty:
         raise LossbenchError(f"no result rows under {results_dir / 'runs'}")
     tables = aggregate(runs, group_by, metrics)
+    from lossbench.figures import group_figures  # matplotlib only when figures are made
+
+    history = load_history(results_dir)  # read once, shared by every group's curves
     (out / "tables").mkdir(parents=True, exist_ok=True)
     index = [f"# lossbench report\n\nFrom `{results_dir}`: {len(runs)} runs "
              f"({', '.join(f'{v} {k}' for k, v in runs.status.value_counts().items())}).\n"]
@@ -255,9 +258,6 @@ def build_report(
             index.append(f"- table ({fmt}): [{path.relative_to(out)}]({path.relative_to(out)})")
         if "md" in formats or "markdown" in formats:
             index.append("\n" + to_markdown(t, metrics))
-        from lossbench.figures import group_figures
-
-        history = load_history(results_dir)
         for name, path in group_figures(t, runs, history, out / "figures").items():
             index.append(f"- {name}: [{path.relative_to(out)}]({path.relative_to(out)})")
             if path.suffix == ".png":
