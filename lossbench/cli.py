@@ -179,24 +179,18 @@ def report(
 ) -> None:
     """Three-way tables (performance / interpretability / sustainability) and figures from a results folder."""
     from lossbench.report import build_report, to_markdown
-    from lossbench.store import load_runs
 
     split_list = lambda text: [t.strip() for t in text.split(",") if t.strip()]  # noqa: E731
     try:
-        tables = build_report(results_dir, out, split_list(group_by), split_list(metrics) if metrics else None,
-                              split_list(formats), table, x, split)
+        built = build_report(results_dir, out, split_list(group_by), split_list(metrics) if metrics else None,
+                             split_list(formats), table, x, split)
     except LossbenchError as exc:
         _fail(str(exc))
-    from lossbench.report import select_metrics
-
-    chosen = select_metrics(split_list(metrics) if metrics else None)
-    for t in tables:
-        typer.echo(to_markdown(t, [m for m in chosen if table == "all" or m.block == table.capitalize()] or chosen))
-    if x:
-        from lossbench.report import sweep_markdown, sweep_table
-
-        typer.echo(sweep_markdown(sweep_table(load_runs(results_dir), x, chosen[0], split), x, chosen[0]))
-    typer.echo(f"wrote {out / 'index.md'} ({len(tables)} group(s): tables and figures)")
+    for t in built.tables:
+        typer.echo(to_markdown(t, t.metrics))
+    if built.sweep:
+        typer.echo(built.sweep)
+    typer.echo(f"wrote {out / 'index.md'} ({len(built.tables)} group(s): tables and figures)")
 
 
 def _defaults() -> dict[str, str]:

@@ -27,7 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 from lossbench import LossbenchError
 
 CONFIG_NAME = "config"
-GROUPS = ("dataset", "backbone", "loss", "loss/criterion", "distance", "optim", "trainer", "tracker", "experiment")
+GROUPS = ("task", "dataset", "backbone", "loss", "loss/criterion", "distance", "optim", "trainer", "tracker", "experiment")
 # Keys that locate inputs/outputs or steer the sweep: they never change a run's identity.
 NON_IDENTITY_KEYS = ("results_dir", "data_dir", "sweep", "force")
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}

@@ -1,8 +1,10 @@
 """The single training loop. Tensors and modules only: no files, no Hydra, no result rows.
 
-Every step records the global gradient L2 norm before any clipping. Every epoch evaluates on the
-validation split (and, for the learning curves only, on test); the checkpoint with the best
-validation accuracy is restored at the end, so test data never influences model selection.
+Every optimizer step records the global gradient L2 norm before any clipping. Every evaluation
+point scores the validation split (and, for the learning curves only, test); the checkpoint with
+the best validation accuracy is restored at the end, so test data never influences model
+selection. Classification and language modelling share this loop: a language model's batch is
+(batch, T) tokens with (batch, T) targets, flattened to batch * T predictions.
 """
 
 from __future__ import annotations
@@ -11,40 +13,50 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from lossbench.data.base import Splits, TensorLoader
 from lossbench.losses.base import Criterion
-from lossbench.metrics import accuracy, grad_norm, macro_f1, param_norm, summarize
+from lossbench.metrics import grad_norm, param_norm, summarize
+from lossbench.tasks import Classification, LanguageModeling
+
+Task = Classification | LanguageModeling
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class FitResult:
-    """What training produced: per-epoch history rows, every step's gradient norm, and the outcome."""
+    """What training produced: history rows, every optimizer step's gradient norm, and the outcome."""
 
     history: list[dict[str, Any]] = field(default_factory=list)
     grad_norms: list[float] = field(default_factory=list)
-    best_epoch: int = 0
-    epochs: int = 0
+    best_epoch: float = 0.0
+    epochs: float = 0.0
     steps: int = 0
-    samples: int = 0
+    samples: int = 0  # training targets seen: examples, or tokens for language models
     status: Literal["completed", "diverged"] = "completed"
     train_time_s: float = 0.0
 
 
 class Trainer:
     """Minibatch (or full-batch) training for `epochs`, or for exactly `steps` optimizer steps;
-    evaluation every `eval_every` epochs and at the end. The weights kept are those of the best
-    validation accuracy (`checkpoint=best_val`) or the final ones (`last`); test never decides."""
+    evaluation every `eval_every` epochs (every `eval_every` steps when `steps` is set) and at the
+    end. The weights kept are those of the best validation accuracy (`checkpoint=best_val`) or the
+    final ones (`last`); test never decides.
+
+    One optimizer step averages the gradients of `grad_accum` consecutive minibatches (the mean of
+    their mean losses). `precision=bf16` runs forward passes under bfloat16 autocast on CUDA (the
+    loss itself in float32); on other devices it trains in float32 and says so.
+    """
 
     def __init__(
         self,
@@ -57,26 +69,48 @@ class Trainer:
         steps: int | None = None,
         eval_every: int = 1,
         checkpoint: Literal["best_val", "last"] = "best_val",
+        grad_accum: int = 1,
+        precision: Literal["fp32", "bf16"] = "fp32",
+        spike_factor: float = 5.0,
+        spike_window: int = 100,
     ) -> None:
-        if epochs < 1 or eval_batch_size < 1 or eval_every < 1 or (steps is not None and steps < 1):
-            raise ValueError("trainer.epochs, eval_batch_size, eval_every and steps must be >= 1")
+        if min(epochs, eval_batch_size, eval_every, grad_accum, spike_window) < 1 or (steps is not None and steps < 1):
+            raise ValueError("trainer.epochs, eval_batch_size, eval_every, grad_accum, spike_window and steps must be >= 1")
         if batch_size != "full" and batch_size < 1:
             raise ValueError(f"trainer.batch_size must be >= 1 or 'full', got {batch_size}")
+        if grad_clip is not None and grad_clip <= 0:
+            raise ValueError(f"trainer.grad_clip must be > 0 or null, got {grad_clip}")
         self.epochs, self.batch_size, self.eval_batch_size = epochs, batch_size, eval_batch_size
         self.grad_clip, self.eval_test_each_epoch = grad_clip, eval_test_each_epoch
         self.steps, self.eval_every, self.checkpoint = steps, eval_every, checkpoint
+        self.grad_accum, self.precision = grad_accum, precision
+        self.spike_factor, self.spike_window = spike_factor, spike_window
         self.progress = sys.stderr.isatty() if progress == "auto" else bool(progress)
 
     def batch(self, n_train: int) -> int:
         """Minibatch size; `full` = full-batch gradient descent."""
         return n_train if self.batch_size == "full" else min(self.batch_size, n_train)
 
-    def steps_per_epoch(self, n_train: int) -> int:
-        return -(-n_train // self.batch(n_train))
+    def steps_per_epoch(self, batches: int) -> int:
+        """Optimizer steps per pass over `batches` minibatches."""
+        return max(1, batches // self.grad_accum)
 
-    def total_steps(self, n_train: int) -> int:
-        """`steps` when step-based, else epochs x steps per epoch."""
-        return self.steps if self.steps is not None else self.epochs * self.steps_per_epoch(n_train)
+    def total_steps(self, batches: int) -> int:
+        """`steps` when step-based, else epochs x steps per epoch (`batches` minibatches per epoch)."""
+        return self.steps if self.steps is not None else self.epochs * self.steps_per_epoch(batches)
+
+    def loader(self, data: Splits, generator: torch.Generator) -> Iterable[tuple[Tensor, Tensor]]:
+        """The training batches of one epoch (minibatches, or random windows of a token stream)."""
+        return data.train_loader(self.batch(data.n_train), generator)
+
+    def planned_steps(self, data: Splits) -> int:
+        """Optimizer steps `fit` will take on `data` (what a learning-rate schedule spans)."""
+        return self.total_steps(len(self.loader(data, torch.Generator())))
+
+    def autocast(self, device: torch.device) -> torch.autocast:
+        """bfloat16 autocast for `precision=bf16` on CUDA; disabled elsewhere."""
+        enabled = self.precision == "bf16" and device.type == "cuda"
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
     def fit(
         self,
@@ -86,57 +120,62 @@ class Trainer:
         scheduler: LRScheduler,
         data: Splits,
         generator: torch.Generator,
+        task: Task | None = None,
     ) -> FitResult:
-        """Train for `epochs`, restore the best-validation-accuracy weights, return the record."""
-        n_train = len(data.y_train)
-        loader = TensorLoader(data.x_train, data.y_train, self.batch(n_train), True, generator, data.augment)
-        total = self.total_steps(n_train)
-        epochs = -(-total // len(loader))
+        """Train, evaluating on validation at every evaluation point; restore the selected weights."""
+        task = task or Classification()
+        loader = self.loader(data, generator)
+        per_epoch = self.steps_per_epoch(len(loader))
+        total = self.total_steps(len(loader))
+        every = self.eval_every if self.steps is not None else self.eval_every * per_epoch
+        device = data.x_val.device
+        if self.precision == "bf16" and device.type != "cuda":
+            log.info("precision=bf16 applies on CUDA only; training in float32 on %s", device.type)
+        batches = _endless(loader)
         params = [p for p in model.parameters() if p.requires_grad]
         head = getattr(model, "head", model)
         result = FitResult()
         best_acc, best_state = -math.inf, None
-        window = _Window()  # training statistics since the last evaluation
-        for epoch in range(1, epochs + 1):
+        while result.steps < total:
+            n = min(every - result.steps % every, total - result.steps)
             t0 = time.perf_counter()
-            window.add(*self._train_epoch(model, criterion, optimizer, scheduler, loader, params, result, total))
-            window.time += time.perf_counter() - t0
-            if epoch % self.eval_every and result.steps < total:
-                continue
-            result.train_time_s += window.time
-            result.grad_norms += window.norms
-            result.epochs, result.samples = epoch, result.samples + window.seen
+            loss_sum, correct, seen, norms = self._train_steps(model, criterion, optimizer, scheduler, batches, params,
+                                                               n, result, device)
+            elapsed = time.perf_counter() - t0
+            result.train_time_s += elapsed
+            result.grad_norms += norms
+            result.samples += seen
+            result.epochs = result.steps / per_epoch
             row: dict[str, Any] = {
-                "epoch": epoch,
+                "epoch": result.epochs,
                 "step": result.steps,
                 "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": window.loss_sum / window.seen,
-                "train_acc": window.correct / window.seen,
-                **summarize(window.norms, "grad_norm"),
+                "train_loss": loss_sum / seen,
+                "train_acc": correct / seen,
+                **summarize(norms, "grad_norm"),
                 "head_param_norm": param_norm(head),
                 "model_param_norm": param_norm(model),
-                "epoch_time_s": window.time / window.epochs,
-                "samples_per_s": window.seen / window.time if window.time > 0 else math.nan,
+                "epoch_time_s": elapsed * per_epoch / n,
+                "samples_per_s": seen / elapsed if elapsed > 0 else math.nan,
             }
-            window = _Window()
             if not math.isfinite(row["train_loss"]):
                 result.history.append(row)
                 result.status = "diverged"
-                log.warning("epoch %d: training loss is %s; stopping (status=diverged)", epoch, row["train_loss"])
+                log.warning("step %d: training loss is %s; stopping (status=diverged)", result.steps, row["train_loss"])
                 break
             t1 = time.perf_counter()
-            row.update(_prefixed("val", self.evaluate(model, criterion, data.x_val, data.y_val, data.num_classes)))
+            row.update(_prefixed("val", self.evaluate(model, criterion, data.x_val, data.y_val, data.num_classes, task)))
             if self.eval_test_each_epoch:
-                row.update(_prefixed("test", self.evaluate(model, criterion, data.x_test, data.y_test, data.num_classes)))
+                row.update(_prefixed("test", self.evaluate(model, criterion, data.x_test, data.y_test, data.num_classes, task)))
             row["eval_time_s"] = time.perf_counter() - t1
             result.history.append(row)
             if row["val_acc"] > best_acc:
-                best_acc, result.best_epoch = row["val_acc"], epoch
+                best_acc, result.best_epoch = row["val_acc"], result.epochs
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             log.info(
-                "epoch %*d/%d  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  grad %.3g  (%.2fs)",
-                len(str(epochs)), epoch, epochs, row["train_loss"], row["train_acc"],
-                row["val_loss"], row["val_acc"], row["grad_norm_mean"], row["epoch_time_s"],
+                "step %*d/%d  epoch %.4g  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  grad %.3g  (%.2fs)",
+                len(str(total)), result.steps, total, result.epochs, row["train_loss"], row["train_acc"],
+                row["val_loss"], row["val_acc"], row["grad_norm_mean"], elapsed,
             )
         if best_state is not None and self.checkpoint == "best_val":
             model.load_state_dict(best_state)
@@ -144,72 +183,72 @@ class Trainer:
             result.best_epoch = result.history[-1]["epoch"]
         return result
 
-    def _train_epoch(
+    def _train_steps(
         self,
         model: nn.Module,
         criterion: Criterion,
         optimizer: Optimizer,
         scheduler: LRScheduler,
-        loader: TensorLoader,
+        batches: Iterator[tuple[Tensor, Tensor]],
         params: list[Tensor],
+        n_steps: int,
         result: FitResult,
-        total: int,
+        device: torch.device,
     ) -> tuple[float, int, int, list[float]]:
+        """`n_steps` optimizer steps: (summed target-weighted loss, correct, targets seen, grad norms)."""
         model.train()
         losses, corrects, norms, sizes = [], [], [], []  # per-step 0-dim tensors: no host sync per step
-        with _progress_bar(self.progress, len(loader)) as advance:
-            for xb, yb in loader:
-                if result.steps >= total:
-                    break
-                logits = model(xb)
-                loss = criterion(logits, yb, result.steps)
+        with _progress_bar(self.progress, n_steps) as advance:
+            for _ in range(n_steps):
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                for _ in range(self.grad_accum):
+                    xb, yb = next(batches)
+                    target = yb.reshape(-1)  # language models: (batch, T) -> batch * T targets
+                    with self.autocast(device):
+                        logits = model(xb)
+                    loss = criterion(logits.float(), target, result.steps)
+                    (loss / self.grad_accum).backward()
+                    losses.append(loss.detach())
+                    corrects.append(logits.detach().argmax(1).eq(target).sum())
+                    sizes.append(target.numel())
                 norm = grad_norm([p.grad for p in params if p.grad is not None])  # before clipping
                 if self.grad_clip is not None:
                     torch.nn.utils.clip_grads_with_norm_(params, self.grad_clip, norm)
                 optimizer.step()
                 scheduler.step()
                 result.steps += 1
-                losses.append(loss.detach())
-                corrects.append(logits.detach().argmax(1).eq(yb).sum())
                 norms.append(norm)
-                sizes.append(len(yb))
                 advance()
-        weights = torch.tensor(sizes, dtype=torch.float64, device=loader.y.device)
+        weights = torch.tensor(sizes, dtype=torch.float64, device=device)
         loss_sum = float(torch.stack(losses).double() @ weights)
         return loss_sum, int(torch.stack(corrects).sum()), sum(sizes), torch.stack(norms).tolist()
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, criterion: Criterion, x: Tensor, y: Tensor, num_classes: int) -> dict[str, float]:
-        """Loss (batch-size weighted mean), accuracy and macro-F1 of the model on (x, y)."""
+    def evaluate(
+        self, model: nn.Module, criterion: Criterion, x: Tensor, y: Tensor, num_classes: int, task: Task | None = None
+    ) -> dict[str, float]:
+        """Loss (target-weighted mean), NLL of softmax(logits), and the task's scores on (x, y)."""
+        task = task or Classification()
         model.eval()
-        loss_sum, preds = 0.0, []
+        loss_sum, nll_sum, preds, targets = 0.0, 0.0, [], []
         for xb, yb in TensorLoader(x, y, self.eval_batch_size):
-            logits = model(xb)
-            loss_sum += criterion(logits, yb).item() * len(yb)
+            target = yb.reshape(-1)
+            with self.autocast(x.device):
+                logits = model(xb)
+            logits = logits.float()
+            loss_sum += criterion(logits, target).item() * target.numel()
+            nll_sum += F.cross_entropy(logits, target, reduction="sum").item()
             preds.append(logits.argmax(1))
-        pred = torch.cat(preds)
-        return {"loss": loss_sum / len(y), "acc": accuracy(pred, y), "f1": macro_f1(pred, y, num_classes)}
+            targets.append(target)
+        pred, target = torch.cat(preds), torch.cat(targets)
+        nll = nll_sum / target.numel()
+        return {"loss": loss_sum / target.numel(), "nll": nll, **task.scores(pred, target, nll, num_classes)}
 
 
-@dataclass
-class _Window:
-    """Training statistics accumulated over the epochs between two evaluations."""
-
-    loss_sum: float = 0.0
-    correct: int = 0
-    seen: int = 0
-    norms: list[float] = field(default_factory=list)
-    epochs: int = 0
-    time: float = 0.0
-
-    def add(self, loss_sum: float, correct: int, seen: int, norms: list[float]) -> None:
-        self.loss_sum += loss_sum
-        self.correct += correct
-        self.seen += seen
-        self.norms += norms
-        self.epochs += 1
+def _endless(loader: Iterable[tuple[Tensor, Tensor]]) -> Iterator[tuple[Tensor, Tensor]]:
+    """Pass after pass over the loader (each pass reshuffles), across evaluation points."""
+    while True:
+        yield from loader
 
 
 def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:

@@ -1,5 +1,6 @@
-"""Report figures (matplotlib, PNG + PDF): accuracy-vs-energy Pareto front, radar over the paper's six
-axes, gradient-norm and test-accuracy curves from the history table."""
+"""Report figures (matplotlib, PNG + PDF): headline-metric-vs-energy Pareto front (test accuracy, or
+validation perplexity for language models), radar over the paper's six axes of the task, gradient-norm
+and headline-metric curves from the history table."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from lossbench.report import METRICS, RADAR, GroupTable, Metric, group_runs, pareto_front  # noqa: E402
+from lossbench.report import METRICS, TASKS, GroupTable, Metric, group_runs, pareto_front  # noqa: E402
 
 
 def _save(fig: plt.Figure, base: Path) -> dict[str, Path]:
@@ -27,28 +28,31 @@ def _save(fig: plt.Figure, base: Path) -> dict[str, Path]:
 
 
 def pareto_figure(table: GroupTable, runs: pd.DataFrame, base: Path) -> dict[str, Path]:
-    """Test accuracy vs energy per run (dots) and per variant mean (labelled), with the Pareto front."""
-    rows = group_runs(runs, table).dropna(subset=["energy_kwh", "test_acc"])
+    """The task's headline metric vs energy per run (dots) and per variant mean (labelled), with the
+    Pareto front (least energy for the best headline value)."""
+    y = METRICS[TASKS[table.task].headline]
+    rows = group_runs(runs, table).dropna(subset=["energy_kwh", y.name])
     if rows.empty:
         return {}
-    means = rows.groupby("variant")[["energy_kwh", "test_acc"]].mean()
+    means = rows.groupby("variant")[["energy_kwh", y.name]].mean()
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     colors = dict(zip(means.index, plt.cm.tab20(np.linspace(0, 1, max(2, len(means))))))
     for variant, group in rows.groupby("variant"):
-        ax.scatter(group.energy_kwh, group.test_acc, s=12, alpha=0.35, color=colors[variant])
+        ax.scatter(group.energy_kwh, group[y.name], s=12, alpha=0.35, color=colors[variant])
     for variant, point in means.iterrows():
-        ax.scatter(point.energy_kwh, point.test_acc, s=50, color=colors[variant], edgecolor="black", zorder=3)
-        ax.annotate(variant, (point.energy_kwh, point.test_acc), fontsize=7, xytext=(4, 3), textcoords="offset points")
-    front = pareto_front(means, "energy_kwh", "test_acc")
-    ax.step(front.energy_kwh, front.test_acc, where="post", color="black", lw=1, label="Pareto front")
-    ax.set(xscale="log", xlabel="energy per run (kWh)", ylabel="test accuracy", title=table.title)
-    ax.legend(loc="lower right", fontsize=8)
+        ax.scatter(point.energy_kwh, point[y.name], s=50, color=colors[variant], edgecolor="black", zorder=3)
+        ax.annotate(variant, (point.energy_kwh, point[y.name]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    sign = 1.0 if y.higher_is_better else -1.0
+    front = pareto_front(means.assign(score=sign * means[y.name]), "energy_kwh", "score")
+    ax.step(front.energy_kwh, front[y.name], where="post", color="black", lw=1, label="Pareto front")
+    ax.set(xscale="log", xlabel="energy per run (kWh)", ylabel=y.label, title=table.title)
+    ax.legend(loc="best", fontsize=8)
     return _save(fig, base)
 
 
 def radar_figure(table: GroupTable, base: Path) -> dict[str, Path]:
     """Each variant over the six paper axes, min-max normalised across variants; 'lower is better' flipped."""
-    axes = [a for a in RADAR if a in table.mean and table.mean[a].notna().any()]
+    axes = [a for a in TASKS[table.task].radar if a in table.mean and table.mean[a].notna().any()]
     if len(axes) < 3:
         return {}
     values = table.mean[axes].astype(float)
@@ -73,7 +77,9 @@ def radar_figure(table: GroupTable, base: Path) -> dict[str, Path]:
 
 def curve_figure(table: GroupTable, runs: pd.DataFrame, history: pd.DataFrame, column: str, label: str,
                  base: Path) -> dict[str, Path]:
-    """Per-epoch `column` from the history, averaged over seeds per variant (shaded: ± std)."""
+    """`column` from the history over epochs (steps for language models), averaged over seeds per
+    variant (shaded: ± std)."""
+    x = TASKS[table.task].curve_x
     if history.empty or column not in history:
         return {}
     rows = group_runs(runs, table)[["run_id", "variant"]]
@@ -82,10 +88,10 @@ def curve_figure(table: GroupTable, runs: pd.DataFrame, history: pd.DataFrame, c
         return {}
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     for variant, group in curves.groupby("variant"):
-        stats = group.groupby("epoch")[column].agg(["mean", "std"])
+        stats = group.groupby(x)[column].agg(["mean", "std"])
         ax.plot(stats.index, stats["mean"], lw=1.2, label=variant)
         ax.fill_between(stats.index, stats["mean"] - stats["std"].fillna(0), stats["mean"] + stats["std"].fillna(0), alpha=0.15)
-    ax.set(xlabel="epoch", ylabel=label, title=table.title)
+    ax.set(xlabel=x, ylabel=label, title=table.title)
     ax.legend(fontsize=7)
     return _save(fig, base)
 
@@ -105,12 +111,14 @@ def sweep_figure(stats: pd.DataFrame, x: str, metric: Metric, base: Path) -> dic
 
 def group_figures(table: GroupTable, runs: pd.DataFrame, history: pd.DataFrame, out: Path) -> dict[str, Path]:
     """All figures of one group; returns {description: path} for PNG and PDF files."""
+    view = TASKS[table.task]
+    headline = METRICS[view.headline]
     made = {
-        "Pareto front (accuracy vs energy)": pareto_figure(table, runs, out / f"pareto_{table.slug}"),
+        f"Pareto front ({headline.label} vs energy)": pareto_figure(table, runs, out / f"pareto_{table.slug}"),
         "radar (six paper axes)": radar_figure(table, out / f"radar_{table.slug}"),
-        "gradient norm over training": curve_figure(table, runs, history, "grad_norm_mean", "mean grad-norm per epoch",
+        "gradient norm over training": curve_figure(table, runs, history, "grad_norm_mean", "mean grad-norm",
                                                     out / f"gradnorm_{table.slug}"),
-        "test accuracy over epochs": curve_figure(table, runs, history, "test_acc", "test accuracy",
-                                                  out / f"testacc_{table.slug}"),
+        f"{headline.label} over training": curve_figure(table, runs, history, view.headline, headline.label,
+                                                        out / f"{view.headline}_{table.slug}"),
     }
     return {f"{name} ({ext})": path for name, paths in made.items() for ext, path in paths.items()}

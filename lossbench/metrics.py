@@ -1,11 +1,13 @@
-"""Pure metric functions: accuracy, macro-F1, gradient-norm statistics, parameter norms."""
+"""Pure metric functions: accuracy, macro-F1, gradient-norm statistics and stability, parameter norms."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
 
+import numpy as np
 import torch
+from numpy.lib.stride_tricks import sliding_window_view
 from torch import Tensor, nn
 
 
@@ -40,6 +42,24 @@ def summarize(values: Iterable[float], prefix: str) -> dict[str, float]:
         f"{prefix}_max": t.max().item(),
         f"{prefix}_cv": std / mean if mean > 0 else math.nan,
     }
+
+
+def grad_stability(norms: Iterable[float], clip: float | None, factor: float, window: int) -> dict[str, float]:
+    """Gradient-spike count and clip rate of a run's per-step gradient norms (taken before clipping).
+
+    A spike is a step whose norm exceeds `factor` x the median of the previous `window` norms (the
+    first step has no history and is never a spike). The clip rate is the fraction of steps whose
+    norm exceeds `clip` (NaN when training does not clip).
+    """
+    a = np.asarray(list(norms), dtype=np.float64)
+    median = np.empty(max(0, len(a) - 1))  # median[i - 1]: of the norms before step i
+    for i in range(1, min(window, len(a))):
+        median[i - 1] = np.median(a[:i])
+    if len(a) > window:
+        median[window - 1 :] = np.median(sliding_window_view(a[:-1], window), axis=1)
+    spikes = int((a[1:] > factor * median).sum())
+    clip_rate = float((a > clip).mean()) if clip is not None and len(a) else math.nan
+    return {"grad_spikes": spikes, "grad_clip_rate": clip_rate}
 
 
 def grad_norm(grads: list[Tensor]) -> Tensor:

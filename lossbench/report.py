@@ -34,7 +34,7 @@ class Metric:
     digits: str = ".3f"
 
 
-METRICS = {m.name: m for m in [
+CLASSIFICATION_METRICS = [
     Metric("test_acc", "Test acc.", "Performance", True, ".4f"),
     Metric("val_acc", "Val. acc.", "Performance", True, ".4f"),
     Metric("test_f1", "Macro-F1", "Performance", True, ".4f"),
@@ -48,15 +48,55 @@ METRICS = {m.name: m for m in [
     Metric("duration_s", "Duration s", "Sustainability", False, ".1f"),
     Metric("time_per_epoch_s", "s / epoch", "Sustainability", False, ".3g"),
     Metric("energy_per_point_kwh", "kWh / acc. pt", "Sustainability", False, ".3g"),
-]}
-# The six axes of the Rethinking paper's radar plots.
-RADAR = ("test_acc", "test_f1", "pc2_ev", "pca90", "emissions_kg", "time_per_epoch_s")
+]
+# Language models (Rethinking paper, Fig. 2): perplexity of the unmodified NLL, gradient stability,
+# representation structure of hidden states and prototypes, energy per token. Higher effective rank
+# is counted as better (less collapsed features), as is a higher PC5 EV (more structure).
+LM_METRICS = [
+    Metric("val_ppl", "Val. PPL", "Performance", False, ".2f"),
+    Metric("train_ppl", "Train PPL", "Performance", False, ".2f"),
+    Metric("grad_norm_cv", "Grad-norm CV", "Performance", False),
+    Metric("grad_spikes", "Grad spikes", "Performance", False, ".1f"),
+    Metric("grad_clip_rate", "Clip rate", "Performance", False),
+    Metric("effective_rank", "Eff. rank", "Interpretability", True, ".1f"),
+    Metric("pc5_ev", "PC5 EV", "Interpretability", True),
+    Metric("proto_effective_rank", "Proto. eff. rank", "Interpretability", True, ".1f"),
+    Metric("proto_pc5_ev", "Proto. PC5 EV", "Interpretability", True),
+    Metric("energy_kwh", "Energy kWh", "Sustainability", False, ".3g"),
+    Metric("emissions_kg", "kg CO2eq", "Sustainability", False, ".3g"),
+    Metric("tokens_per_s", "Tokens / s", "Sustainability", True, ".0f"),
+    Metric("energy_per_mtok_kwh", "kWh / Mtok", "Sustainability", False, ".3g"),
+]
+METRICS = {m.name: m for m in CLASSIFICATION_METRICS + LM_METRICS}
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """How one task is reported: its metrics, radar axes (the paper's six), and the headline metric
+    of its Pareto plot and learning curve (history column, and the x axis of the curve)."""
+
+    metrics: tuple[str, ...]
+    radar: tuple[str, ...]
+    headline: str
+    curve_x: str
+
+
+TASKS = {
+    "classification": TaskView(tuple(m.name for m in CLASSIFICATION_METRICS),
+                               ("test_acc", "test_f1", "pc2_ev", "pca90", "emissions_kg", "time_per_epoch_s"),
+                               "test_acc", "epoch"),
+    "lm": TaskView(tuple(m.name for m in LM_METRICS),
+                   ("val_ppl", "train_ppl", "grad_norm_cv", "effective_rank", "pc5_ev", "emissions_kg"),
+                   "val_ppl", "step"),
+}
 
 
 @dataclass
 class GroupTable:
     """One (dataset, backbone, ...) group: per-variant mean, std, seed count, failure counts, ranks."""
 
+    task: str
+    metrics: list[Metric]
     key: dict[str, str]
     mean: pd.DataFrame  # index: variant; columns: metrics
     std: pd.DataFrame
@@ -92,7 +132,7 @@ def select_metrics(names: list[str] | None) -> list[Metric]:
     return [METRICS[n] for n in names]
 
 
-def aggregate(runs: pd.DataFrame, group_by: list[str], metrics: list[Metric]) -> list[GroupTable]:
+def aggregate(runs: pd.DataFrame, group_by: list[str], metrics: list[Metric], task: str = "classification") -> list[GroupTable]:
     """Mean and sample std over seeds of every metric, per group and variant (completed runs only)."""
     missing = [c for c in group_by if c not in runs.columns]
     if missing:
@@ -117,7 +157,7 @@ def aggregate(runs: pd.DataFrame, group_by: list[str], metrics: list[Metric]) ->
         n = by_variant.size()
         failed = status.get("failed", pd.Series(0, index=status.index)).reindex(n.index, fill_value=0)
         diverged = status.get("diverged", pd.Series(0, index=status.index)).reindex(n.index, fill_value=0)
-        tables.append(GroupTable(dict(zip(group_by, map(str, key))), mean, std, n, failed, diverged,
+        tables.append(GroupTable(task, metrics, dict(zip(group_by, map(str, key))), mean, std, n, failed, diverged,
                                  _block_ranks(mean, metrics)))
     return tables
 
@@ -218,6 +258,25 @@ WRITERS = {"md": (to_markdown, "md"), "tex": (to_latex, "tex"), "csv": (to_csv, 
 FORMAT_ALIASES = {"markdown": "md", "latex": "tex", "md": "md", "tex": "tex", "csv": "csv"}
 
 
+@dataclass
+class Report:
+    """What `build_report` wrote: the group tables and, with --x, the metric-vs-config table (markdown)."""
+
+    tables: list[GroupTable]
+    sweep: str | None = None
+
+
+def task_metrics(task: str, names: list[str] | None, table: str) -> list[Metric]:
+    """Columns of one task's tables: its own metrics (or those of `names` that are its own), cut to
+    one block unless table=all."""
+    own = [METRICS[n] for n in TASKS[task].metrics]
+    chosen = [m for m in select_metrics(names) if m in own] if names else own
+    if table == "all":
+        return chosen
+    block = table.capitalize()
+    return [m for m in chosen if m.block == block] or [m for m in own if m.block == block]
+
+
 def build_report(
     results_dir: Path,
     out: Path,
@@ -227,22 +286,29 @@ def build_report(
     table: str = "all",
     x: str | None = None,
     split: str | None = None,
-) -> list[GroupTable]:
-    """Write tables (per group and format), figures and `index.md` under `out`; return the tables."""
+) -> Report:
+    """Write tables (per task, group and format), figures and `index.md` under `out`.
+
+    Classification and language-model runs get separate tables with their own metrics.
+    """
     formats = formats or ["md", "tex", "csv"]
     bad = [f for f in formats if f not in FORMAT_ALIASES]
     if bad:
         raise LossbenchError(f"unknown format '{bad[0]}'; choose from: markdown (md), latex (tex), csv")
     if table != "all" and table.capitalize() not in BLOCKS:
         raise LossbenchError(f"unknown table '{table}'; choose one of: all, performance, interpretability, sustainability")
-    metrics = select_metrics(metric_names)
-    if table != "all":
-        metrics = [m for m in metrics if m.block == table.capitalize()] or select_metrics(
-            [m.name for m in METRICS.values() if m.block == table.capitalize()])
+    chosen = select_metrics(metric_names)
     runs = load_runs(results_dir)
     if runs.empty:
         raise LossbenchError(f"no result rows under {results_dir / 'runs'}")
-    tables = aggregate(runs, group_by, metrics)
+    runs["task"] = runs["task"].fillna("classification") if "task" in runs else "classification"
+    tables = []
+    for task, task_runs in runs.groupby("task", sort=True):
+        metrics = task_metrics(str(task), metric_names, table)
+        if metrics and task_runs.status.eq("completed").any():
+            tables += aggregate(task_runs, group_by, metrics, str(task))
+    if not tables:
+        aggregate(runs, group_by, chosen)  # raises: no completed runs (with the status counts)
     from lossbench.figures import group_figures  # matplotlib only when figures are made
 
     history = load_history(results_dir)  # read once, shared by every group's curves
@@ -254,28 +320,29 @@ def build_report(
         for fmt in dict.fromkeys(FORMAT_ALIASES[f] for f in formats):
             writer, ext = WRITERS[fmt]
             path = out / "tables" / f"{t.slug}_{table}.{ext}"
-            path.write_text(writer(t, metrics))
+            path.write_text(writer(t, t.metrics))
             index.append(f"- table ({fmt}): [{path.relative_to(out)}]({path.relative_to(out)})")
         if "md" in formats or "markdown" in formats:
-            index.append("\n" + to_markdown(t, metrics))
+            index.append("\n" + to_markdown(t, t.metrics))
         for name, path in group_figures(t, runs, history, out / "figures").items():
             index.append(f"- {name}: [{path.relative_to(out)}]({path.relative_to(out)})")
             if path.suffix == ".png":
                 index.append(f"\n  ![{name}]({path.relative_to(out)})\n")
+    sweep = None
     if x:
         from lossbench.figures import sweep_figure
 
-        metric = metrics[0]
+        metric = chosen[0]
         stats = sweep_table(runs, x, metric, split)
         slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{metric.name}-vs-{x}")
-        text = sweep_markdown(stats, x, metric)
-        (out / "tables" / f"{slug}.md").write_text(text)
+        sweep = sweep_markdown(stats, x, metric)
+        (out / "tables" / f"{slug}.md").write_text(sweep)
         stats.reset_index().to_csv(out / "tables" / f"{slug}.csv", index=False)
-        index += [f"\n## {metric.label} vs {x}\n", text]
+        index += [f"\n## {metric.label} vs {x}\n", sweep]
         for ext, path in sweep_figure(stats, x, metric, out / "figures" / slug).items():
             index.append(f"- figure ({ext}): [{path.relative_to(out)}]({path.relative_to(out)})")
     (out / "index.md").write_text("\n".join(index) + "\n")
-    return tables
+    return Report(tables, sweep)
 
 
 def config_value(config_json: str, path: str) -> str:

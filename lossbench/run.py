@@ -27,14 +27,13 @@ from lossbench.config import NON_IDENTITY_KEYS, validate
 from lossbench.data.base import Splits
 from lossbench.losses.base import AuxZLoss, Criterion
 from lossbench.models.classifier import Classifier
-from lossbench.metrics import count_params, param_norm, summarize
-from lossbench.probes import probe_all
+from lossbench.metrics import count_params, grad_stability, param_norm, summarize
 from lossbench.provenance import provenance
 from lossbench import store
 from lossbench.store import SCHEMA_VERSION, run_id
 
 log = logging.getLogger(__name__)
-AXES = ("dataset", "backbone", "loss", "criterion", "distance", "optim")
+AXES = ("task", "dataset", "backbone", "loss", "criterion", "distance", "optim")
 
 
 @dataclass
@@ -112,13 +111,23 @@ def dry_build(cfg: DictConfig, choices: dict[str, str]) -> None:
     values (e.g. a negative exponent) before any output is written."""
     effective_config(cfg, choices)
     resolve_device(cfg.device)
-    build(cfg, "dataset").check()
+    dataset = build(cfg, "dataset")
+    check_task(build(cfg, "task"), dataset, choices)
+    dataset.check()
     head = build(cfg, "loss.head", in_features=4, num_classes=3)
     build_criterion(cfg)
     trainer = build(cfg, "trainer")
     optimizer = build(cfg, "optim.optimizer", head.parameters())
     build(cfg, "optim.scheduler", optimizer, total_steps=trainer.epochs)
     build(cfg, "tracker")
+
+
+def check_task(task: Any, dataset: Any, choices: dict[str, str]) -> None:
+    """A token-stream dataset needs task=lm and a labelled one task=classification."""
+    needed = getattr(dataset, "task", "classification")
+    if needed != task.name:
+        raise LossbenchError(f"dataset={choices.get('dataset')} is a {needed} dataset but task={task.name}; "
+                             f"add task={needed}")
 
 
 def build_model(cfg: DictConfig, splits: Splits) -> Classifier:
@@ -129,16 +138,9 @@ def build_model(cfg: DictConfig, splits: Splits) -> Classifier:
     backbone = build(cfg, "backbone", input_shape=splits.input_shape, vocab_size=splits.vocab_size)
     torch.manual_seed(derived_seed(seed, "head"))
     head = build(cfg, "loss.head", in_features=backbone.out_features, num_classes=splits.num_classes)
+    if getattr(backbone, "tie_embeddings", False):
+        backbone.tie(head)
     return Classifier(backbone, head)
-
-
-@torch.no_grad()
-def probe_model(model: Classifier, x: torch.Tensor, y: torch.Tensor, samples: int, batch_size: int) -> dict[str, float]:
-    """Interpretability probes on the penultimate features of the first `samples` held-out inputs."""
-    model.eval()
-    x, y = x[:samples], y[:samples]
-    features = torch.cat([model.features(xb) for xb in x.split(batch_size)])
-    return probe_all(features.float().cpu(), y.cpu(), model.head.prototypes.detach().float().cpu())
 
 
 def execute(cfg: DictConfig, choices: dict[str, str]) -> RunOutcome:
@@ -179,14 +181,15 @@ def execute(cfg: DictConfig, choices: dict[str, str]) -> RunOutcome:
         path = store.write_run(results, summary, history)
     if summary["status"] != "failed":
         energy = f"{summary['energy_kwh']:.3g} kWh" if summary["energy_kwh"] is not None else "energy n/a"
-        log.info("%s  test_acc %.4f  test_f1 %.4f  %.1fs  %s  -> %s", summary["status"], summary["test_acc"],
-                 summary["test_f1"], summary["wall_time_s"], energy, path)
+        scores = "  ".join(f"{k} {summary[k]:.4f}" for k in ("test_acc", "test_f1", "test_ppl") if k in summary)
+        log.info("%s  %s  %.1fs  %s  -> %s", summary["status"], scores, summary["wall_time_s"], energy, path)
     return RunOutcome(summary, path)
 
 
 def _train(cfg: DictConfig, device: torch.device) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Build, train, evaluate with the best-validation weights, measure energy: (summary columns, history)."""
     seed = int(cfg.seed)
+    task = build(cfg, "task")
     dataset = build(cfg, "dataset")
     dataset.check()
     splits = dataset.load().to(device)
@@ -194,7 +197,7 @@ def _train(cfg: DictConfig, device: torch.device) -> tuple[dict[str, Any], list[
     criterion = build_criterion(cfg)
     trainer = build(cfg, "trainer")
     optimizer = build(cfg, "optim.optimizer", model.parameters())
-    scheduler = build(cfg, "optim.scheduler", optimizer, total_steps=trainer.total_steps(len(splits.y_train)))
+    scheduler = build(cfg, "optim.scheduler", optimizer, total_steps=trainer.planned_steps(splits))
     order = torch.Generator().manual_seed(derived_seed(seed, "data"))
     torch.manual_seed(derived_seed(seed, "train"))  # dropout etc.
 
@@ -202,13 +205,13 @@ def _train(cfg: DictConfig, device: torch.device) -> tuple[dict[str, Any], list[
     tracker.start()
     t0 = time.perf_counter()
     try:
-        fit = trainer.fit(model, criterion, optimizer, scheduler, splits, order)
+        fit = trainer.fit(model, criterion, optimizer, scheduler, splits, order, task)
         final: dict[str, float] = {}
         for split in ("train", "val", "test"):
             x, y = getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}")
-            metrics = trainer.evaluate(model, criterion, x, y, splits.num_classes)
+            metrics = trainer.evaluate(model, criterion, x, y, splits.num_classes, task)
             final.update({f"{split}_{k}": v for k, v in metrics.items()})
-        probes = probe_model(model, splits.x_test, splits.y_test, int(cfg.probe_samples), trainer.eval_batch_size)
+        probes = task.probe(model, splits.x_test, splits.y_test, int(cfg.probe_samples), trainer.eval_batch_size)
         duration = time.perf_counter() - t0
     finally:
         energy = tracker.stop()
@@ -220,6 +223,7 @@ def _train(cfg: DictConfig, device: torch.device) -> tuple[dict[str, Any], list[
         "epochs": fit.epochs,
         "steps": fit.steps,
         **summarize(fit.grad_norms, "grad_norm"),
+        **grad_stability(fit.grad_norms, trainer.grad_clip, trainer.spike_factor, trainer.spike_window),
         "head_param_norm": param_norm(model.head),
         "model_param_norm": param_norm(model),
         "n_params": count_params(model),
@@ -228,8 +232,10 @@ def _train(cfg: DictConfig, device: torch.device) -> tuple[dict[str, Any], list[
         **splits.sizes(),
         "duration_s": duration,  # training + evaluation + probes: the window the tracker measures
         "train_time_s": fit.train_time_s,
-        "time_per_epoch_s": fit.train_time_s / max(1, fit.epochs),
+        "time_per_epoch_s": fit.train_time_s / fit.epochs if fit.epochs > 0 else None,
         "samples_per_s": fit.samples / fit.train_time_s if fit.train_time_s > 0 else None,
+        "samples_seen": fit.samples,  # training targets: examples, or tokens for language models
+        "precision": "bf16" if trainer.precision == "bf16" and device.type == "cuda" else "fp32",
         **energy,
     }
-    return columns, fit.history
+    return {**columns, **task.extras(columns)}, fit.history

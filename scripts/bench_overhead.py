@@ -46,7 +46,7 @@ def lossbench_epochs(cfg, model, data, seed: int) -> tuple[float, float, float]:
     """(train seconds/epoch, eval seconds/epoch, tracker start+stop seconds) of Trainer.fit."""
     trainer = build(cfg, "trainer")
     opt = build(cfg, "optim.optimizer", model.parameters())
-    sched = build(cfg, "optim.scheduler", opt, total_steps=trainer.total_steps(len(data.y_train)))
+    sched = build(cfg, "optim.scheduler", opt, total_steps=trainer.planned_steps(data))
     tracker = CodeCarbonTracker()
     t0 = time.perf_counter()
     tracker.start()

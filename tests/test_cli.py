@@ -70,7 +70,7 @@ def test_list_shows_every_group_and_option(tmp_path):
     detail = lossbench("list", "distance", cwd=tmp_path)
     assert "cosine" in detail.stdout and "1 - cos" in detail.stdout
     bad = lossbench("list", "distances", cwd=tmp_path)
-    assert bad.returncode == 2 and "choose one of: dataset, backbone" in bad.stderr
+    assert bad.returncode == 2 and "choose one of: task, dataset, backbone" in bad.stderr
 
 
 def test_run_help_explains_overrides_with_examples(tmp_path):

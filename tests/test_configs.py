@@ -13,6 +13,7 @@ from lossbench.run import build, dry_build
 
 OFFLINE_DATASETS = ["digits", "mnist1d", "modadd", "spiral"]
 REAL_DATASETS = ["cifar10", "cifar100", "fashion_mnist", "mnist"]
+LM_DATASETS = ["openwebtext", "text_builtin", "text_file"]
 # A dataset each backbone accepts, and the input shape it then sees.
 BACKBONE_INPUT = {
     "mlp": ((40,), None),
@@ -20,12 +21,13 @@ BACKBONE_INPUT = {
     "resnet18": ((3, 32, 32), None),
     "resnet50": ((3, 32, 32), None),
     "embedding_mlp": ((2,), 59),
+    "gpt": ((16,), 50),  # one feature vector per token
 }
 
 
 def test_every_group_has_options_and_the_lists_are_complete():
     assert set(BACKBONE_INPUT) == set(group_options("backbone"))
-    assert set(OFFLINE_DATASETS + REAL_DATASETS) == set(group_options("dataset"))
+    assert set(OFFLINE_DATASETS + REAL_DATASETS + LM_DATASETS) == set(group_options("dataset"))
     for group in GROUPS:
         for option in group_options(group):
             lines = (conf_dir() / group / f"{option}.yaml").read_text().splitlines()
@@ -35,7 +37,12 @@ def test_every_group_has_options_and_the_lists_are_complete():
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in group_options(g)])
 def test_option_composes_and_dry_builds(compose, group, option, tmp_path):
-    cfg, choices = compose(f"{group}={option}", f"data_dir={tmp_path}")
+    (tmp_path / "t.txt").write_text("some text " * 100)
+    for name in ("train.bin", "val.bin"):  # nanoGPT-format token files for openwebtext (experiment=paper_lm)
+        torch.randint(0, 50257, (5000,), dtype=torch.int32).numpy().astype("uint16").tofile(tmp_path / name)
+    lm = ["task=lm", f"dataset.path={tmp_path / 't.txt'}"] if (group, option) == ("dataset", "text_file") else (
+        ["task=lm"] if group == "dataset" and option in LM_DATASETS else [])
+    cfg, choices = compose(*lm, f"{group}={option}", f"data_dir={tmp_path}")
     assert choices[group] == option
     if "download" in cfg.dataset:  # real datasets: claim a download so the missing files do not stop the check
         cfg.dataset.download = True
@@ -74,7 +81,8 @@ def test_backbone_instantiates_and_gives_features(compose, name):
     net = build(cfg, "backbone", input_shape=shape, vocab_size=vocab)
     x = torch.randint(0, vocab, (3, *shape)) if vocab else torch.randn(3, *shape)
     net.eval()
-    assert net(x).shape == (3, net.out_features)
+    rows = 3 * shape[0] if name == "gpt" else 3
+    assert net(x).shape == (rows, net.out_features)
 
 
 def test_token_dataset_with_real_valued_backbone_is_a_clear_error(compose):

@@ -63,7 +63,7 @@ def test_report_writes_tables_figures_and_an_index(results, tmp_path):
     tables = {p.name for p in (out / "tables").iterdir()}
     assert {"spiral_mlp_all.md", "spiral_mlp_all.tex", "spiral_mlp_all.csv"} <= tables
     figures = sorted((out / "figures").iterdir())
-    for kind in ("pareto", "radar", "gradnorm", "testacc"):
+    for kind in ("pareto", "radar", "gradnorm", "test_acc"):
         for ext in ("png", "pdf"):
             path = out / "figures" / f"{kind}_spiral_mlp.{ext}"
             assert path in figures and path.stat().st_size > 2000

@@ -31,6 +31,15 @@ def test_bench_heads_prints_time_and_memory_for_each_head():
         assert len(cells) == 2 and float(cells[0]) > 0 and float(cells[1]) >= 0
 
 
+def test_bench_lm_prints_throughput_and_memory_for_each_head():
+    out = _script("scripts/bench_lm.py", "--heads", "ce,cosine,manhattan", "--steps", "1", "--size", "1,2,16,16,2,64")
+    rows = _rows(out)
+    assert set(rows) == {"ce", "cosine", "manhattan"}
+    assert rows["ce"][1] == "1.00x"
+    for tokens_per_s, ratio, mib in rows.values():
+        assert float(tokens_per_s) > 0 and ratio.endswith("x") and float(mib) >= 0
+
+
 def test_bench_overhead_prints_a_row_per_case():
     out = _script("scripts/bench_overhead.py", "--epochs", "1", "--repeats", "1")
     rows = [line for line in out.splitlines() if re.match(r"\| (mnist1d|digits) \|", line)]

@@ -26,7 +26,7 @@ def lossbench(tmp_path: Path, *args: str, timeout: int = 600) -> subprocess.Comp
 
 
 def started_runs(proc: subprocess.CompletedProcess[str]) -> int:
-    return sum(1 for line in proc.stderr.splitlines() if line.startswith("run ") and ": dataset=" in line)
+    return sum(1 for line in proc.stderr.splitlines() if line.startswith("run ") and ": task=" in line)
 
 
 def test_grid_writes_every_row_and_a_rerun_runs_nothing(tmp_path):
@@ -124,8 +124,10 @@ def test_smoke_grid_runs_every_distance(tmp_path):
 
 @pytest.mark.parametrize("experiment", group_options("experiment"))
 def test_every_experiment_grid_expands_and_its_jobs_validate(tmp_path, experiment):
-    # real-data grids: claim a download so the missing files do not stop the check
+    # real-data grids: claim a download (torchvision) or provide token files (openwebtext)
     extra = ["dataset.download=true"] if experiment == "paper_vision" else []
+    for name in ("train.bin", "val.bin"):
+        (tmp_path / name).write_bytes(bytes(2 * 5000))
     jobs = sweep_jobs([f"experiment={experiment}", f"data_dir={tmp_path}", *extra])
     assert len(jobs) >= 2
     sample = [" ".join(job) for job in jobs[:: max(1, len(jobs) // 6)]]

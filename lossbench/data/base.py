@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -27,9 +27,18 @@ class Splits:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
+    @property
+    def n_train(self) -> int:
+        """Training examples one pass of `train_loader` visits (what `batch_size=full` means)."""
+        return len(self.y_train)
+
+    def train_loader(self, batch_size: int, generator: torch.Generator) -> TensorLoader:
+        """Shuffled minibatches of the training split, augmented when the dataset says so."""
+        return TensorLoader(self.x_train, self.y_train, batch_size, True, generator, self.augment)
+
     def to(self, device: torch.device) -> Splits:
         moved = {k: v.to(device) for k, v in vars(self).items() if isinstance(v, Tensor)}
-        return Splits(**{**vars(self), **moved})
+        return replace(self, **moved)
 
     def sizes(self) -> dict[str, int]:
         return {"n_train": len(self.y_train), "n_val": len(self.y_val), "n_test": len(self.y_test)}

@@ -1,0 +1,115 @@
+"""Language-model training throughput and memory: a GPT with the CE head vs each harmonic head.
+
+One training step is lossbench's: forward under the trainer's autocast (bf16 on CUDA), loss on
+float32 logits, backward, clipping at 1.0, AdamW. The table gives the median tokens/s over the timed
+steps and the peak memory above the model, its optimizer state and the batch (CUDA:
+torch.cuda.max_memory_allocated; CPU: the rise of the process's peak RSS, one process per head).
+Tokens are random ids over the vocabulary: throughput does not depend on the text.
+
+    python scripts/bench_lm.py                                   # CPU: 2 layers x 128, T=128, batch 8, V=2048
+    python scripts/bench_lm.py --device cuda                     # GPT-2 small: 12 x 768, T=1024, batch 8, V=50304
+    python scripts/bench_lm.py --heads ce,cosine --steps 3       # a quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from lossbench.config import compose_run, group_options
+from lossbench.data.text import token_splits
+from lossbench.run import build, build_model
+
+SIZES = {  # (n_layer, n_head, n_embd, block_size, batch, vocab)
+    "cpu": (2, 4, 128, 128, 8, 2048),
+    "cuda": (12, 12, 768, 1024, 8, 50304),
+}
+
+
+def measure(head: str, device: str, size: tuple[int, ...], steps: int) -> dict[str, float]:
+    """Median tokens/s over `steps` timed training steps (after one warm-up) and peak extra bytes."""
+    n_layer, n_head, n_embd, block, batch, vocab = size
+    loss = "loss=ce" if head == "ce" else "loss=harmonic"
+    cfg, _ = compose_run(["task=lm", loss, f"distance={'euclidean' if head == 'ce' else head}", f"device={device}",
+                          f"backbone.n_layer={n_layer}", f"backbone.n_head={n_head}", f"backbone.n_embd={n_embd}",
+                          f"backbone.block_size={block}", "tracker=off"])
+    tokens = torch.randint(0, vocab, (4 * block * batch,), generator=torch.Generator().manual_seed(0)).numpy()
+    splits = token_splits(tokens, tokens, tokens, vocab, block, 1, "random")
+    torch.manual_seed(0)
+    model = build_model(cfg, splits).to(device)
+    trainer = build(cfg, "trainer")
+    optimizer = build(cfg, "optim.optimizer", model.parameters())
+    dev = torch.device(device)
+    x = torch.randint(0, vocab, (batch, block), device=dev)
+    y = torch.randint(0, vocab, (batch * block,), device=dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with trainer.autocast(dev):
+            logits = model(x)
+        F.cross_entropy(logits.float(), y).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+
+    step()  # warm-up: allocator, kernels, optimizer state (its memory is the baseline)
+    sync()
+    if dev.type == "cuda":
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - t0)
+    peak = torch.cuda.max_memory_allocated() if dev.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"tokens_per_s": batch * block / statistics.median(times), "extra_bytes": max(0, peak - base)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--heads", default=None, help="comma list: ce and distance names (default: all)")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--size", default=None, help="n_layer,n_head,n_embd,block,batch,vocab (default per device)")
+    parser.add_argument("--worker", nargs=2, metavar=("HEAD", "SIZE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(measure(args.worker[0], "cpu", tuple(map(int, args.worker[1].split(","))), args.steps)))
+        return
+    size = tuple(map(int, args.size.split(","))) if args.size else SIZES["cuda" if args.device.startswith("cuda") else "cpu"]
+    heads = args.heads.split(",") if args.heads else ["ce", *group_options("distance")]
+    name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "cpu"
+    print(f"device {name}, torch {torch.__version__}, GPT n_layer={size[0]} n_head={size[1]} n_embd={size[2]}, "
+          f"T={size[3]}, batch {size[4]}, vocab {size[5]}; median of {args.steps} training steps\n")
+    print("| head | tokens/s | vs CE | peak extra MiB |\n|---|---|---|---|")
+    ce = None
+    for head in heads:
+        try:
+            if args.device.startswith("cuda"):
+                r = measure(head, args.device, size, args.steps)
+            else:  # peak RSS only rises: one process per head
+                out = subprocess.run([sys.executable, __file__, "--worker", head, ",".join(map(str, size)),
+                                      "--steps", str(args.steps)], capture_output=True, text=True, check=True)
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+        except (RuntimeError, subprocess.CalledProcessError) as exc:  # e.g. out of memory
+            print(f"| {head} | failed: {type(exc).__name__} | | |", flush=True)
+            continue
+        ce = r["tokens_per_s"] if head == "ce" else ce
+        ratio = f"{r['tokens_per_s'] / ce:.2f}x" if ce else "–"
+        print(f"| {head} | {r['tokens_per_s']:.0f} | {ratio} | {r['extra_bytes'] / 2**20:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
