@@ -1,16 +1,16 @@
 """Bray-Curtis distance sum_k |x_k - w_k| / sum_k |x_k + w_k| (scipy 'braycurtis').
 
-Both sums are L1 distances (|x + w| = |x - (-w)|), so two torch.cdist calls compute it in O(M*V)
-memory. Where the denominator vanishes (x = -w) scipy returns NaN; here it is floored at `eps`,
+Both sums are L1 distances (|x + w| = |x - (-w)|), so two L1 reductions compute it in O(M*V)
+memory: the fused Manhattan kernel on CUDA, torch.cdist elsewhere. Where the denominator vanishes (x = -w) scipy returns NaN; here it is floored at `eps`,
 so x = w = 0 gives 0 and x = -w != 0 gives a very large, finite distance.
 """
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from lossbench.distances.base import Distance
+from lossbench.distances.minkowski import l1
 
 
 class BrayCurtisDistance(Distance):
@@ -21,6 +21,4 @@ class BrayCurtisDistance(Distance):
         self.eps = eps
 
     def pairwise(self, x: Tensor, w: Tensor) -> Tensor:
-        num = torch.cdist(x, w, p=1.0)
-        den = torch.cdist(x, -w, p=1.0)
-        return num / den.clamp_min(self.eps)
+        return l1(x, w) / l1(x, -w).clamp_min(self.eps)

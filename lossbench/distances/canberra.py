@@ -1,6 +1,7 @@
 """Canberra distance sum_k |x_k - w_k| / (|x_k| + |w_k|) (scipy 'canberra').
 
-Terms with |x_k| + |w_k| = 0 count 0, as in scipy. Computed block-wise (PairwiseReduce).
+Terms with |x_k| + |w_k| = 0 count 0, as in scipy. A fused Triton kernel on CUDA (kernels.py),
+block-wise torch elsewhere (PairwiseReduce).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lossbench.distances import kernels
 from lossbench.distances.base import Distance, pairwise_reduce
 
 
@@ -21,4 +23,6 @@ class CanberraDistance(Distance):
     """Weighted L1 where each coordinate's weight is 1 / (|x_k| + |w_k|); each term lies in [0, 1]."""
 
     def pairwise(self, x: Tensor, w: Tensor) -> Tensor:
+        if kernels.available(x):
+            return kernels.fused_reduce(x, w, kernels.CANBERRA)
         return pairwise_reduce(x, w, _canberra)

@@ -2,7 +2,8 @@
 
 d = mean_k |sigmoid(x_k / t) - sigmoid(w_k / t)|. As t -> 0 it tends to scipy's 'hamming' on the
 sign patterns (x > 0) vs (w > 0); for t > 0 it is a relaxation, not the Hamming distance. It is an
-L1 distance between squashed vectors, so torch.cdist computes it in O(M*V) memory.
+L1 distance between squashed vectors, so an L1 reduction (the fused Manhattan kernel on CUDA,
+torch.cdist elsewhere) computes it in O(M*V) memory.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import torch
 from torch import Tensor
 
 from lossbench.distances.base import Distance
+from lossbench.distances.minkowski import l1
 
 
 class HammingSoftDistance(Distance):
@@ -24,4 +26,4 @@ class HammingSoftDistance(Distance):
 
     def pairwise(self, x: Tensor, w: Tensor) -> Tensor:
         sx, sw = torch.sigmoid(x / self.temperature), torch.sigmoid(w / self.temperature)
-        return torch.cdist(sx, sw, p=1.0) / x.shape[1]
+        return l1(sx, sw) / x.shape[1]
