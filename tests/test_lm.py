@@ -208,3 +208,14 @@ def test_report_gives_language_models_their_own_tables(compose, tmp_path):
     runs = load_runs(cfg.results_dir).set_index("distance")
     assert lm.mean.at["harmonic/cosine", "val_ppl"] == pytest.approx(runs.at["cosine", "val_ppl"])
     assert (tmp_path / "report" / "figures" / "val_ppl_text-builtin_gpt.png").is_file()
+
+
+def test_harmonic_exponent_defaults_to_sqrt_of_the_width_for_language_models(compose):
+    cfg, _ = compose(*TINY_LM, "loss=harmonic", "distance=cosine")
+    assert cfg.loss.head.n == "sqrt"
+    model = build_model(cfg, build(cfg, "dataset").load())
+    assert model.head.n == pytest.approx(math.sqrt(32))
+    classification, _ = compose("loss=harmonic")
+    assert classification.loss.head.n == 2.0
+    explicit, _ = compose(*TINY_LM, "loss=harmonic", "loss.head.n=3")
+    assert build_model(explicit, build(explicit, "dataset").load()).head.n == 3

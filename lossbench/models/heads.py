@@ -8,6 +8,7 @@ softmax of them is d_i^-n / sum_j d_j^-n exactly, computed in log space so nothi
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -33,12 +34,16 @@ class LinearHead(nn.Module):
 class DistanceHead(nn.Module):
     """Harmonic head: prototypes w_i (V, N) and logits -n * log(d(x, w_i) + eps).
 
-    n is the harmonic exponent applied to d (not d^2); eps keeps log finite at d = 0 and bounds the
-    gradient there by n / eps.
+    n is the harmonic exponent applied to d (not d^2), or "sqrt" for sqrt(in_features) (the scale
+    the harmonic-loss GPT code suggests for wide features); eps keeps log finite at d = 0 and bounds
+    the gradient there by n / eps.
     """
 
-    def __init__(self, in_features: int, num_classes: int, distance: Distance, n: float = 2.0, eps: float = 1e-6) -> None:
+    def __init__(
+        self, in_features: int, num_classes: int, distance: Distance, n: float | Literal["sqrt"] = 2.0, eps: float = 1e-6
+    ) -> None:
         super().__init__()
+        n = math.sqrt(in_features) if n == "sqrt" else n
         if n <= 0 or eps <= 0:
             raise ValueError(f"harmonic head needs n > 0 and eps > 0, got n={n}, eps={eps}")
         self.distance, self.n, self.eps = distance, n, eps
