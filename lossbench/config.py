@@ -105,6 +105,9 @@ def validate(cfg: DictConfig) -> None:
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as exc:
         raise LossbenchError(f"cannot resolve config: {exc}".splitlines()[0]) from None
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise LossbenchError(f"{missing[0]} has no value (??? in its yaml); set it, e.g. {missing[0]}=...")
     for key, hint in ROOT_TYPES.items():
         if not _matches(cfg.get(key), hint):
             raise LossbenchError(f"{key}: expected {_type_name(hint)}, got {cfg.get(key)!r}")

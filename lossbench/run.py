@@ -126,7 +126,7 @@ def check_task(task: Any, dataset: Any, choices: dict[str, str]) -> None:
     """A token-stream dataset needs task=lm and a labelled one task=classification."""
     needed = getattr(dataset, "task", "classification")
     if needed != task.name:
-        raise LossbenchError(f"dataset={choices.get('dataset')} is a {needed} dataset but task={task.name}; "
+        raise LossbenchError(f"dataset={choices.get('dataset')} needs task={needed}, not task={task.name}; "
                              f"add task={needed}")
 
 

@@ -189,7 +189,11 @@ def test_lm_dataset_without_task_lm_is_a_clear_error():
     proc = subprocess.run([sys.executable, "-m", "lossbench", "run", "dataset=text_builtin", "tracker=off"],
                           capture_output=True, text=True)
     assert proc.returncode != 0
-    assert "dataset=text_builtin is a lm dataset but task=classification; add task=lm" in proc.stderr
+    assert "dataset=text_builtin needs task=lm, not task=classification; add task=lm" in proc.stderr
+    missing = subprocess.run([sys.executable, "-m", "lossbench", "run", "task=lm", "dataset=text_file"],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stderr.strip().splitlines() == [
+        "error: dataset.path has no value (??? in its yaml); set it, e.g. dataset.path=..."]
 
 
 def test_report_gives_language_models_their_own_tables(compose, tmp_path):
