@@ -1,6 +1,8 @@
 """Time and memory of every head: forward + backward of (head -> cross-entropy) at paper shapes.
 
-For the linear CE head, a reference-style broadcast L1 head (naive_manhattan) and each distance head (logits -n log(d + eps)): median wall time of
+For the linear CE head, a reference-style broadcast L1 head (naive_manhattan), torch.cdist's L1
+(cdist_manhattan: the baseline for the fused CUDA kernels) and each distance head (logits
+-n log(d + eps)): median wall time of
 forward + backward, and the peak memory above the inputs. On CUDA the peak comes from
 torch.cuda.max_memory_allocated; on CPU each case runs in a fresh process and the peak is the rise
 of its maximum resident set size. Prints a Markdown table.
@@ -40,7 +42,14 @@ class BroadcastManhattan(Distance):
         return (x[:, None, :] - w[None, :, :]).abs().sum(-1)
 
 
-BASELINES = {"ce": None, "naive_manhattan": BroadcastManhattan}
+class CdistManhattan(Distance):
+    """torch.cdist's L1: what the Manhattan head would cost without the fused kernels on CUDA."""
+
+    def pairwise(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return torch.cdist(x, w, p=1.0)
+
+
+BASELINES = {"ce": None, "naive_manhattan": BroadcastManhattan, "cdist_manhattan": CdistManhattan}
 
 
 def make_head(name: str, n_features: int, n_classes: int) -> torch.nn.Module:

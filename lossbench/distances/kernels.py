@@ -46,7 +46,7 @@ if triton is not None:
         a = tl.abs(u)
         if MODE == 0:
             if P != 1.0:
-                a = tl.where(a > 0, tl.exp2(P * tl.log2(tl.maximum(a, 1e-38))), 0.0)
+                a = tl.where(a > 0, tl.exp2(P * tl.log2(tl.maximum(a, 1e-30))), 0.0)
         elif MODE == 2:
             den = tl.abs(xv) + tl.abs(wv)
             a = tl.where(den > 0, a / tl.where(den > 0, den, 1.0), 0.0)
@@ -60,7 +60,7 @@ if triton is not None:
             g = s
             if P != 1.0:
                 a = tl.abs(u)
-                g = tl.where(a > 0, P * tl.exp2((P - 1.0) * tl.log2(tl.maximum(a, 1e-38))) * s, 0.0)
+                g = tl.where(a > 0, P * tl.exp2((P - 1.0) * tl.log2(tl.maximum(a, 1e-30))) * s, 0.0)
         elif MODE == 1:
             g = s
         else:
@@ -77,7 +77,7 @@ if triton is not None:
             g = -s
             if P != 1.0:
                 a = tl.abs(u)
-                g = tl.where(a > 0, -P * tl.exp2((P - 1.0) * tl.log2(tl.maximum(a, 1e-38))) * s, 0.0)
+                g = tl.where(a > 0, -P * tl.exp2((P - 1.0) * tl.log2(tl.maximum(a, 1e-30))) * s, 0.0)
         elif MODE == 1:
             g = -s
         else:
