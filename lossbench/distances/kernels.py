@@ -54,7 +54,7 @@ if triton is not None:
 
     @triton.jit
     def _dterm_dx(u, xv, wv, P: tl.constexpr, MODE: tl.constexpr):
-        """dt/dx; dt/dw follows from it (see _dterm_dw)."""
+        """dt/dx. Every term is symmetric, t(x, w) = t(w, x), so dt/dw = _dterm_dx(w - x, w, x)."""
         s = tl.where(u > 0, 1.0, tl.where(u < 0, -1.0, 0.0))
         if MODE == 0:
             g = s
@@ -68,23 +68,6 @@ if triton is not None:
             safe = tl.where(den > 0, den, 1.0)
             sx = tl.where(xv > 0, 1.0, tl.where(xv < 0, -1.0, 0.0))
             g = tl.where(den > 0, s / safe - tl.abs(u) * sx / (safe * safe), 0.0)
-        return g
-
-    @triton.jit
-    def _dterm_dw(u, xv, wv, P: tl.constexpr, MODE: tl.constexpr):
-        s = tl.where(u > 0, 1.0, tl.where(u < 0, -1.0, 0.0))
-        if MODE == 0:
-            g = -s
-            if P != 1.0:
-                a = tl.abs(u)
-                g = tl.where(a > 0, -P * tl.exp2((P - 1.0) * tl.log2(tl.maximum(a, 1e-30))) * s, 0.0)
-        elif MODE == 1:
-            g = -s
-        else:
-            den = tl.abs(xv) + tl.abs(wv)
-            safe = tl.where(den > 0, den, 1.0)
-            sw = tl.where(wv > 0, 1.0, tl.where(wv < 0, -1.0, 0.0))
-            g = tl.where(den > 0, -s / safe - tl.abs(u) * sw / (safe * safe), 0.0)
         return g
 
     @triton.jit
@@ -149,7 +132,7 @@ if triton is not None:
             x = tl.load(X + rm[:, None] * N + rk[None, :], mask=(rm[:, None] < M) & (rk[None, :] < N), other=0.0)
             g = tl.load(G + rm[:, None] * V + rv[None, :], mask=(rm[:, None] < M) & (rv[None, :] < V), other=0.0)
             xv = x.to(tl.float32)[:, None, :]
-            d = _dterm_dw(xv - wv, xv, wv, P, MODE)
+            d = _dterm_dx(wv - xv, wv, xv, P, MODE)
             if MODE == 1:
                 a = tl.load(ARG + rm[:, None] * V + rv[None, :], mask=(rm[:, None] < M) & (rv[None, :] < V), other=-1)
                 d = tl.where(a[:, :, None] == rk[None, None, :], d, 0.0)
