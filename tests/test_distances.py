@@ -168,3 +168,13 @@ def test_mahalanobis_starts_euclidean(overrides):
     metric.double()
     x, w = inputs(torch.float64)
     torch.testing.assert_close(metric(x, w), torch.cdist(x, w, compute_mode="donot_use_mm_for_euclid_dist"))
+
+
+def test_distances_compute_in_float32_inside_an_autocast_region():
+    """A bf16-autocast forward (language models on CUDA) must not turn the head's products into bf16."""
+    metric = make("euclidean")
+    x, w = inputs(torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = metric(x, w)
+    assert got.dtype == torch.float32
+    np.testing.assert_allclose(got[4:].double().numpy(), cdist(x[4:].double().numpy(), w.double().numpy()), rtol=1e-5)

@@ -37,9 +37,12 @@ class Distance(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
+        """pairwise(x, w) in float32 at least, outside any autocast region (so a bf16 language model's
+        distance head keeps float32 matrix products and the cancellation refinement works)."""
         if x.dtype in (torch.float16, torch.bfloat16) or w.dtype in (torch.float16, torch.bfloat16):
             x, w = x.float(), w.float()
-        return self.pairwise(x, w)
+        with torch.autocast(x.device.type, enabled=False):
+            return self.pairwise(x, w)
 
 
 def safe_sqrt(sq: Tensor) -> Tensor:
