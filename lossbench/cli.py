@@ -37,13 +37,14 @@ file (see `lossbench list`), `key.sub=value` sets a value.
 * `lossbench run loss=harmonic distance=cosine dataset=mnist1d backbone=mlp seed=3`
 * `lossbench run dataset=cifar10 backbone=resnet18 trainer.epochs=30 data_dir=~/data`
 * `lossbench run trainer.epochs=5 optim=sgd optim.optimizer.lr=0.1 tracker=off`
+* `lossbench run task=lm loss=harmonic distance=cosine` — a small GPT on offline text, cosine harmonic head
 * `lossbench run -m loss=ce,harmonic distance=euclidean,cosine seed=0,1,2` — a sweep
 * `lossbench run -m experiment=smoke` — a named grid from conf/experiment/
 * `lossbench run -m hydra/launcher=joblib hydra.launcher.n_jobs=2 seed=0,1,2,3` — in parallel
 
 Runs that already completed (same run_id) are skipped; `--force` re-runs them.
 
-Results: one summary row in `<results_dir>/runs/<run_id>.parquet`, per-epoch history in
+Results: one summary row in `<results_dir>/runs/<run_id>.parquet`, per-evaluation history in
 `<results_dir>/history/<run_id>.parquet`; read them with `lossbench.store.load_runs`.
 """
 
