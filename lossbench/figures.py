@@ -51,7 +51,8 @@ def pareto_figure(table: GroupTable, runs: pd.DataFrame, base: Path) -> dict[str
 
 
 def radar_figure(table: GroupTable, base: Path) -> dict[str, Path]:
-    """Each variant over the six paper axes, min-max normalised across variants; 'lower is better' flipped."""
+    """Each variant over the task's six paper axes, min-max normalised across variants; 'lower is
+    better' axes flipped, axes without a direction (effective rank) left as they are and labelled so."""
     axes = [a for a in TASKS[table.task].radar if a in table.mean and table.mean[a].notna().any()]
     if len(axes) < 3:
         return {}
@@ -59,7 +60,7 @@ def radar_figure(table: GroupTable, base: Path) -> dict[str, Path]:
     lo, hi = values.min(), values.max()
     norm = ((values - lo) / (hi - lo).replace(0, np.nan)).fillna(1.0)
     for a in axes:
-        if not METRICS[a].higher_is_better:
+        if METRICS[a].higher_is_better is False:
             norm[a] = 1.0 - norm[a]
     angles = np.linspace(0, 2 * np.pi, len(axes), endpoint=False).tolist()
     fig = plt.figure(figsize=(5.5, 5.5), layout="constrained")
@@ -68,7 +69,8 @@ def radar_figure(table: GroupTable, base: Path) -> dict[str, Path]:
         vals = row.tolist()
         ax.plot(angles + angles[:1], vals + vals[:1], lw=1.2, label=variant)
         ax.fill(angles + angles[:1], vals + vals[:1], alpha=0.1)
-    ax.set_xticks(angles, [METRICS[a].label + ("" if METRICS[a].higher_is_better else " (inv.)") for a in axes], fontsize=8)
+    suffix = {True: "", False: " (inv.)", None: " (no direction)"}
+    ax.set_xticks(angles, [METRICS[a].label + suffix[METRICS[a].higher_is_better] for a in axes], fontsize=8)
     ax.set_yticks([0.25, 0.5, 0.75, 1.0], [], fontsize=6)
     ax.set_title(table.title, fontsize=9)
     ax.legend(loc="upper right", bbox_to_anchor=(1.25, 1.1), fontsize=7)

@@ -25,12 +25,13 @@ BLOCKS = ("Performance", "Interpretability", "Sustainability")
 
 @dataclass(frozen=True)
 class Metric:
-    """A reported column: where it sits, which way is better, how it is printed."""
+    """A reported column: where it sits, which way is better (None: no agreed direction, so it is
+    shown but neither bolded nor ranked), how it is printed."""
 
     name: str
     label: str
     block: str
-    higher_is_better: bool
+    higher_is_better: bool | None
     digits: str = ".3f"
 
 
@@ -50,17 +51,18 @@ CLASSIFICATION_METRICS = [
     Metric("energy_per_point_kwh", "kWh / acc. pt", "Sustainability", False, ".3g"),
 ]
 # Language models (Rethinking paper, Fig. 2): perplexity of the unmodified NLL, gradient stability,
-# representation structure of hidden states and prototypes, energy per token. Higher effective rank
-# is counted as better (less collapsed features), as is a higher PC5 EV (more structure).
+# representation structure of hidden states and prototypes, energy per token. A higher PC5 EV counts
+# as more structure (as PC2 EV does for vision). Effective rank has no agreed direction (high: rich,
+# uncollapsed features; low: compact ones) and moves opposite to PC5 EV, so it is shown, not ranked.
 LM_METRICS = [
     Metric("val_ppl", "Val. PPL", "Performance", False, ".2f"),
     Metric("train_ppl", "Train PPL", "Performance", False, ".2f"),
     Metric("grad_norm_cv", "Grad-norm CV", "Performance", False),
     Metric("grad_spikes", "Grad spikes", "Performance", False, ".1f"),
     Metric("grad_clip_rate", "Clip rate", "Performance", False),
-    Metric("effective_rank", "Eff. rank", "Interpretability", True, ".1f"),
+    Metric("effective_rank", "Eff. rank", "Interpretability", None, ".1f"),
     Metric("pc5_ev", "PC5 EV", "Interpretability", True),
-    Metric("proto_effective_rank", "Proto. eff. rank", "Interpretability", True, ".1f"),
+    Metric("proto_effective_rank", "Proto. eff. rank", "Interpretability", None, ".1f"),
     Metric("proto_pc5_ev", "Proto. PC5 EV", "Interpretability", True),
     Metric("energy_kwh", "Energy kWh", "Sustainability", False, ".3g"),
     Metric("emissions_kg", "kg CO2eq", "Sustainability", False, ".3g"),
@@ -166,7 +168,7 @@ def _block_ranks(mean: pd.DataFrame, metrics: list[Metric]) -> pd.DataFrame:
     """Rank of each variant per block: mean over the block's metrics of its per-metric rank (1 = best)."""
     ranks = {}
     for block in BLOCKS:
-        cols = [m for m in metrics if m.block == block and mean[m.name].notna().any()]
+        cols = [m for m in metrics if m.block == block and m.higher_is_better is not None and mean[m.name].notna().any()]
         if cols:
             per_metric = pd.concat([mean[m.name].rank(ascending=not m.higher_is_better, method="min") for m in cols], axis=1)
             ranks[block] = per_metric.mean(axis=1).rank(method="min")
@@ -176,7 +178,7 @@ def _block_ranks(mean: pd.DataFrame, metrics: list[Metric]) -> pd.DataFrame:
 def best_variants(table: GroupTable, metric: Metric) -> set[str]:
     """Variants whose mean is the best of the column (direction-aware; ties all count)."""
     col = table.mean[metric.name].dropna()
-    if col.empty:
+    if col.empty or metric.higher_is_better is None:
         return set()
     best = col.max() if metric.higher_is_better else col.min()
     return set(col.index[np.isclose(col, best, rtol=1e-12, atol=0)])

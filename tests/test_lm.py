@@ -20,7 +20,7 @@ from lossbench.metrics import grad_stability
 from lossbench.models.classifier import Classifier
 from lossbench.models.gpt import GPT
 from lossbench.models.heads import LinearHead
-from lossbench.report import build_report
+from lossbench.report import METRICS, best_variants, build_report
 from lossbench.run import build, build_model, execute
 from lossbench.store import load_history, load_runs
 from lossbench.tasks import LanguageModeling
@@ -212,6 +212,10 @@ def test_report_gives_language_models_their_own_tables(compose, tmp_path):
     runs = load_runs(cfg.results_dir).set_index("distance")
     assert lm.mean.at["harmonic/cosine", "val_ppl"] == pytest.approx(runs.at["cosine", "val_ppl"])
     assert (tmp_path / "report" / "figures" / "val_ppl_text-builtin_gpt.png").is_file()
+    # effective rank has no agreed direction: shown, never bolded, not part of the interpretability rank
+    assert best_variants(lm, METRICS["effective_rank"]) == set() and best_variants(lm, METRICS["pc5_ev"])
+    pc5_best = lm.mean["pc5_ev"].idxmax()
+    assert lm.ranks.at[pc5_best, "Interpretability"] <= lm.ranks["Interpretability"].min() + 1
 
 
 def test_harmonic_exponent_defaults_to_sqrt_of_the_width_for_language_models(compose):
