@@ -45,7 +45,7 @@ class LanguageModeling:
 
     `harmonic_n` is the default exponent of harmonic heads in this task (conf/loss/harmonic.yaml
     reads it): sqrt(n_embd). On text_builtin (300 steps, 4 x 128 GPT) it took cosine heads from
-    val. perplexity 9.5 at n = 2 to CE's 8.2, and Euclidean heads from 61 to 17.
+    test perplexity 9.5 at n = 2 to CE's 8.2, and Euclidean heads from 61 to 17.
     """
 
     name = "lm"
