@@ -123,7 +123,7 @@ def test_harmonic_head_is_identical_in_chunks(name, monkeypatch):
     torch.testing.assert_close(head.weight.grad, grad_whole, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["canberra", "chebyshev_smooth"])
+@pytest.mark.parametrize("name", ["canberra", "chebyshev_smooth", "minkowski"])
 def test_blockwise_metrics_never_hold_more_than_one_block(name, monkeypatch):
     limit = 4 * 5 * N_FEATURES
     monkeypatch.setattr(base, "BLOCK_ELEMENTS", limit)
@@ -150,6 +150,20 @@ def test_soft_hamming_tends_to_hamming_on_signs():
     x, w = x[4:], w
     d = make("hamming_soft", temperature=1e-4)(x, w).numpy()
     np.testing.assert_allclose(d, cdist(x.numpy() > 0, w.numpy() > 0, "hamming"), atol=1e-3)
+
+
+@pytest.mark.parametrize("p", [0.5, 1.0, 3.0, "inf"])
+def test_minkowski_any_p_matches_scipy_with_finite_gradients_where_coordinates_tie(p):
+    metric = make("minkowski", p=p).double()  # "inf" as a user writes it on the command line
+    assert metric.p == float(p)
+    x, w = inputs(torch.float64)
+    x[4:, 0] = w[0, 0]  # one coordinate equal to prototype 0's: |u|^p has an infinite derivative there if p < 1
+    x.requires_grad_()
+    d = metric(x, w)
+    np.testing.assert_allclose(d.detach().numpy(), cdist(x.detach().numpy(), w.numpy(), "minkowski", p=float(p)), rtol=1e-10)
+    d.sum().backward()
+    assert torch.isfinite(x.grad).all()
+    assert torch.autograd.gradcheck(metric, (x.detach()[4:, 1:].contiguous().requires_grad_(), w[:, 1:]))
 
 
 def test_braycurtis_where_the_denominator_vanishes():

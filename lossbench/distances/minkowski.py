@@ -1,18 +1,19 @@
-"""Minkowski (L_p) distances: fused Triton kernels on CUDA (kernels.py), torch.cdist's direct path
-elsewhere; O(M*V) memory forward and backward on both.
+"""Minkowski (L_p) distances in O(M*V) memory forward and backward: fused Triton kernels on CUDA
+(kernels.py); on CPU torch.cdist for p = 1 and p = inf (it has fast special kernels for both) and
+block-wise torch (PairwiseReduce) for any other p, about 2x faster than cdist's general-p path.
 
 Manhattan is p = 1, Chebyshev p = inf (the true max, not a softmax-weighted mean).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 from lossbench.distances import kernels
-from lossbench.distances.base import Distance
-
-_DIRECT = "donot_use_mm_for_euclid_dist"  # exact path (matters only for p = 2)
+from lossbench.distances.base import Distance, pairwise_reduce
 
 
 def l1(x: Tensor, w: Tensor) -> Tensor:
@@ -20,8 +21,19 @@ def l1(x: Tensor, w: Tensor) -> Tensor:
     return kernels.fused_reduce(x, w, kernels.POWER, 1.0) if kernels.available(x) else torch.cdist(x, w, p=1.0)
 
 
+def linf(x: Tensor, w: Tensor) -> Tensor:
+    """max_k |x_k - w_k| for all pairs, (M, V): the fused kernel (arg-max kept) on CUDA, torch.cdist elsewhere."""
+    return kernels.fused_reduce(x, w, kernels.MAX) if kernels.available(x) else torch.cdist(x, w, p=math.inf)
+
+
+def _positive_power(a: Tensor, p: float) -> Tensor:
+    """a^p for a >= 0 with value and gradient 0 at a = 0 (a subgradient where p <= 1 makes it infinite)."""
+    positive = a > 0
+    return torch.where(positive, torch.where(positive, a, torch.ones_like(a)).pow(p), torch.zeros_like(a))
+
+
 class MinkowskiDistance(Distance):
-    """(sum_k |x_k - w_k|^p)^(1/p) for p > 0 (scipy 'minkowski'; p < 1 is not a metric)."""
+    """(sum_k |x_k - w_k|^p)^(1/p) for p > 0 (scipy 'minkowski'; p < 1 is not a metric, p = inf is the max)."""
 
     def __init__(self, p: float = 1.5) -> None:
         super().__init__()
@@ -29,16 +41,22 @@ class MinkowskiDistance(Distance):
             raise ValueError(f"minkowski needs p > 0, got {p}")
         self.p = p
 
-    def pairwise(self, x: Tensor, w: Tensor) -> Tensor:
-        if kernels.available(x):
-            return self.fused(x, w)
-        return torch.cdist(x, w, p=self.p, compute_mode=_DIRECT)
+    def _power_sum(self, x: Tensor, w: Tensor) -> Tensor:
+        # d|u|^p/du = p|u|^(p-1) sign(u) is 0 at u = 0 for p >= 1 but inf * 0 for p < 1: only then guard
+        # (the guard costs 1.7x on CPU)
+        a = (x - w).abs()
+        return (a.pow(self.p) if self.p >= 1 else _positive_power(a, self.p)).sum(-1)
 
-    def fused(self, x: Tensor, w: Tensor) -> Tensor:
-        """The Triton path: S = sum |x - w|^p, then S^(1/p) (gradient 0 at S = 0, a subgradient)."""
-        s = kernels.fused_reduce(x, w, kernels.POWER, self.p)
-        positive = s > 0
-        return torch.where(positive, torch.where(positive, s, torch.ones_like(s)).pow(1.0 / self.p), torch.zeros_like(s))
+    def pairwise(self, x: Tensor, w: Tensor) -> Tensor:
+        if self.p == 1.0:
+            return l1(x, w)
+        if math.isinf(self.p):
+            return linf(x, w)
+        if kernels.available(x):
+            s = kernels.fused_reduce(x, w, kernels.POWER, self.p)
+        else:
+            s = pairwise_reduce(x, w, self._power_sum)
+        return _positive_power(s, 1.0 / self.p)
 
 
 class ManhattanDistance(MinkowskiDistance):
@@ -47,15 +65,9 @@ class ManhattanDistance(MinkowskiDistance):
     def __init__(self) -> None:
         super().__init__(p=1.0)
 
-    def fused(self, x: Tensor, w: Tensor) -> Tensor:
-        return kernels.fused_reduce(x, w, kernels.POWER, 1.0)
-
 
 class ChebyshevDistance(MinkowskiDistance):
     """max_k |x_k - w_k| (scipy 'chebyshev'); the gradient flows to the arg-max coordinate."""
 
     def __init__(self) -> None:
-        super().__init__(p=float("inf"))
-
-    def fused(self, x: Tensor, w: Tensor) -> Tensor:
-        return kernels.fused_reduce(x, w, kernels.MAX)
+        super().__init__(p=math.inf)
