@@ -45,10 +45,21 @@ class Distance(nn.Module):
             return self.pairwise(x, w)
 
 
+def _on_positive(a: Tensor, fn: Callable[[Tensor], Tensor]) -> Tensor:
+    """fn(a) where a > 0 and 0 elsewhere, with gradient 0 there: fn never sees a = 0, so an infinite
+    derivative at 0 cannot turn into inf * 0 = NaN in backward."""
+    positive = a > 0
+    return torch.where(positive, fn(torch.where(positive, a, torch.ones_like(a))), torch.zeros_like(a))
+
+
 def safe_sqrt(sq: Tensor) -> Tensor:
     """sqrt with gradient 0 (a subgradient) instead of inf where sq == 0."""
-    positive = sq > 0
-    return torch.where(positive, torch.sqrt(torch.where(positive, sq, torch.ones_like(sq))), torch.zeros_like(sq))
+    return _on_positive(sq, torch.sqrt)
+
+
+def safe_power(a: Tensor, p: float) -> Tensor:
+    """a^p for a >= 0 and p > 0, with gradient 0 (a subgradient) at a = 0, where it is infinite for p < 1."""
+    return _on_positive(a, lambda t: t.pow(p))
 
 
 def squared_euclidean(x: Tensor, w: Tensor) -> Tensor:

@@ -1,8 +1,9 @@
 """Bray-Curtis distance sum_k |x_k - w_k| / sum_k |x_k + w_k| (scipy 'braycurtis').
 
 Both sums are L1 distances (|x + w| = |x - (-w)|), so two L1 reductions compute it in O(M*V)
-memory: the fused Manhattan kernel on CUDA, torch.cdist elsewhere. Where the denominator vanishes (x = -w) scipy returns NaN; here it is floored at `eps`,
-so x = w = 0 gives 0 and x = -w != 0 gives a very large, finite distance.
+memory: the fused Manhattan kernel on CUDA, torch.cdist elsewhere. Where the denominator vanishes
+(x = -w) scipy returns NaN; here it is floored at `eps`, so x = w = 0 gives 0 and x = -w != 0 gives
+a very large, finite distance.
 """
 
 from __future__ import annotations
