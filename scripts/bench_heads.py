@@ -16,11 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
 import subprocess
-import sys
-import time
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +25,8 @@ from hydra.utils import instantiate
 from lossbench.config import compose_run, group_options
 from lossbench.distances.base import Distance
 from lossbench.models.heads import DistanceHead, LinearHead
+
+from benchtools import in_fresh_process, median_seconds, memory_baseline, peak_memory, synchronizer  # scripts/
 
 # (M rows, N features, V classes)
 CPU_SHAPES = ["512x256x2048", "256x2048x100", "1024x512x1000"]
@@ -68,7 +66,7 @@ def measure(name: str, shape: str, device: str, repeats: int) -> dict[str, float
     head = make_head(name, n, v).to(device)
     x = torch.randn(m, n, device=device, requires_grad=True)
     y = torch.randint(0, v, (m,), device=device)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync = synchronizer(torch.device(device))
 
     def step() -> None:
         F.cross_entropy(head(x), y).backward()
@@ -76,32 +74,18 @@ def measure(name: str, shape: str, device: str, repeats: int) -> dict[str, float
         head.zero_grad(set_to_none=True)
 
     sync()
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:  # the process's peak so far: imports, inputs and parameters
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    base = memory_baseline(torch.device(device))  # CPU: the process's peak so far (imports, inputs, parameters)
     step()  # warm-up (allocator, kernels); its memory counts, its time does not
     sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t0)
-    peak = (torch.cuda.max_memory_allocated() if device.startswith("cuda")
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"seconds": statistics.median(times), "extra_bytes": max(0, peak - base)}
+    seconds = median_seconds(step, sync, repeats)
+    return {"seconds": seconds, "extra_bytes": max(0, peak_memory(torch.device(device)) - base)}
 
 
 def measure_isolated(name: str, shape: str, device: str, repeats: int) -> dict[str, float]:
     """On CPU, peak RSS only rises: run each case in its own process."""
     if device.startswith("cuda"):
         return measure(name, shape, device, repeats)
-    out = subprocess.run(
-        [sys.executable, __file__, "--worker", name, shape, str(repeats)], capture_output=True, text=True, check=True
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return in_fresh_process(__file__, "--worker", name, shape, str(repeats))
 
 
 def main() -> None:

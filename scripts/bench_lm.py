@@ -15,11 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
 import subprocess
-import sys
-import time
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +23,8 @@ import torch.nn.functional as F
 from lossbench.config import compose_run, group_options
 from lossbench.data.text import token_splits
 from lossbench.run import build, build_model
+
+from benchtools import in_fresh_process, median_seconds, memory_baseline, peak_memory, synchronizer  # scripts/
 
 SIZES = {  # (n_layer, n_head, n_embd, block_size, batch, vocab)
     "cpu": (2, 4, 128, 128, 8, 2048),
@@ -50,7 +48,7 @@ def measure(head: str, device: str, size: tuple[int, ...], steps: int) -> dict[s
     dev = torch.device(device)
     x = torch.randint(0, vocab, (batch, block), device=dev)
     y = torch.randint(0, vocab, (batch * block,), device=dev)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync = synchronizer(dev)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -62,19 +60,9 @@ def measure(head: str, device: str, size: tuple[int, ...], steps: int) -> dict[s
 
     step()  # warm-up: allocator, kernels, optimizer state (its memory is the baseline)
     sync()
-    if dev.type == "cuda":
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t0)
-    peak = torch.cuda.max_memory_allocated() if dev.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"tokens_per_s": batch * block / statistics.median(times), "extra_bytes": max(0, peak - base)}
+    base = memory_baseline(dev)
+    seconds = median_seconds(step, sync, steps)
+    return {"tokens_per_s": batch * block / seconds, "extra_bytes": max(0, peak_memory(dev) - base)}
 
 
 def main() -> None:
@@ -100,9 +88,7 @@ def main() -> None:
             if args.device.startswith("cuda"):
                 r = measure(head, args.device, size, args.steps)
             else:  # peak RSS only rises: one process per head
-                out = subprocess.run([sys.executable, __file__, "--worker", head, ",".join(map(str, size)),
-                                      "--steps", str(args.steps)], capture_output=True, text=True, check=True)
-                r = json.loads(out.stdout.strip().splitlines()[-1])
+                r = in_fresh_process(__file__, "--worker", head, ",".join(map(str, size)), "--steps", str(args.steps))
         except (RuntimeError, subprocess.CalledProcessError) as exc:  # e.g. out of memory
             print(f"| {head} | failed: {type(exc).__name__} | | |", flush=True)
             continue
