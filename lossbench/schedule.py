@@ -7,6 +7,8 @@ import math
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
+from lossbench import SettingError
+
 
 class WarmupCosine(LambdaLR):
     """Per-step multiplier: t/warmup during warm-up; afterwards 1, or a cosine from 1 to min_lr_ratio."""
@@ -20,7 +22,7 @@ class WarmupCosine(LambdaLR):
         min_lr_ratio: float = 0.0,
     ) -> None:
         if not 0.0 <= warmup_fraction < 1.0:
-            raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
+            raise SettingError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
         warmup = round(warmup_fraction * total_steps)
 
         def factor(step: int) -> float:

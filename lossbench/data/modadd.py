@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import torch
 
+from lossbench import SettingError
 from lossbench.data.base import Splits, carve_validation
 
 
 class ModularAddition:
     """All p^2 pairs (a, b) with label (a + b) mod p; a seeded `train_fraction` trains, the rest tests."""
 
+    kind = "labels"
+
     def __init__(self, p: int = 59, train_fraction: float = 0.5, val_fraction: float = 0.1, split_seed: int = 0) -> None:
         if p < 2:
-            raise ValueError(f"modadd needs p >= 2, got {p}")
+            raise SettingError(f"modadd needs p >= 2, got {p}")
         self.p, self.train_fraction, self.val_fraction, self.split_seed = p, train_fraction, val_fraction, split_seed
 
     def check(self) -> None:

@@ -8,14 +8,17 @@ a very large, finite distance.
 
 from __future__ import annotations
 
+import numpy as np
 from torch import Tensor
 
 from lossbench.distances.base import Distance
-from lossbench.distances.minkowski import l1
+from lossbench.distances.numerics import l1
 
 
 class BrayCurtisDistance(Distance):
     """sum |x - w| / max(sum |x + w|, eps); in [0, 1] for non-negative inputs."""
+
+    name = "braycurtis"
 
     def __init__(self, eps: float = 1e-12) -> None:
         super().__init__()
@@ -23,3 +26,8 @@ class BrayCurtisDistance(Distance):
 
     def pairwise(self, x: Tensor, w: Tensor) -> Tensor:
         return l1(x, w) / l1(x, -w).clamp_min(self.eps)
+
+    def reference(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        from scipy.spatial.distance import cdist
+
+        return cdist(x, w, "braycurtis")

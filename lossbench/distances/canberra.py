@@ -6,11 +6,13 @@ block-wise torch elsewhere (PairwiseReduce).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from lossbench.distances import kernels
-from lossbench.distances.base import Distance, pairwise_reduce
+from lossbench.distances.base import Distance
+from lossbench.distances.numerics import pairwise_reduce
 
 
 def _canberra(x: Tensor, w: Tensor) -> Tensor:
@@ -22,7 +24,14 @@ def _canberra(x: Tensor, w: Tensor) -> Tensor:
 class CanberraDistance(Distance):
     """Weighted L1 where each coordinate's weight is 1 / (|x_k| + |w_k|); each term lies in [0, 1]."""
 
+    name = "canberra"
+
     def pairwise(self, x: Tensor, w: Tensor) -> Tensor:
         if kernels.available(x):
             return kernels.fused_reduce(x, w, kernels.CANBERRA)
         return pairwise_reduce(x, w, _canberra)
+
+    def reference(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        from scipy.spatial.distance import cdist
+
+        return cdist(x, w, "canberra")

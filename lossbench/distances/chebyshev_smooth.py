@@ -6,19 +6,25 @@ max as the temperature t -> 0. Computed block-wise (PairwiseReduce): no (M, V, N
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from lossbench.distances.base import Distance, pairwise_reduce
+from lossbench import SettingError
+from lossbench.distances.base import Distance
+from lossbench.distances.numerics import pairwise_reduce
 
 
 class ChebyshevSmoothDistance(Distance):
     """t * logsumexp(|x - w| / t) over features; differentiable everywhere except x_k = w_k."""
 
+    name = "chebyshev_smooth"
+    zero_on_diagonal = False  # d(x, x) = t log N
+
     def __init__(self, temperature: float = 0.1) -> None:
         super().__init__()
         if temperature <= 0:
-            raise ValueError(f"chebyshev_smooth needs temperature > 0, got {temperature}")
+            raise SettingError(f"chebyshev_smooth needs temperature > 0, got {temperature}")
         self.temperature = temperature
 
     def _term(self, x: Tensor, w: Tensor) -> Tensor:
@@ -26,3 +32,9 @@ class ChebyshevSmoothDistance(Distance):
 
     def pairwise(self, x: Tensor, w: Tensor) -> Tensor:
         return pairwise_reduce(x, w, self._term)
+
+    def reference(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        from scipy.special import logsumexp
+
+        t = self.temperature
+        return t * logsumexp(np.abs(x[:, None, :] - w[None, :, :]) / t, axis=-1)

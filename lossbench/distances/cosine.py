@@ -1,19 +1,23 @@
-"""Cosine distance 1 - cos(x, w) and correlation distance (cosine of mean-centred vectors).
+"""Cosine distance 1 - cos(x, w).
 
-1 - cos(x, w) = ||x/|x| - w/|w| ||^2 / 2, so both reuse the refined squared-Euclidean identity and
-keep precision near 0 (aligned vectors), where 1 - x.w/(|x||w|) itself would cancel.
+1 - cos(x, w) = ||x/|x| - w/|w| ||^2 / 2, so it reuses the refined squared-Euclidean identity and
+keeps precision near 0 (aligned vectors), where 1 - x.w/(|x||w|) itself would cancel.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch.nn.functional as F
 from torch import Tensor
 
-from lossbench.distances.base import Distance, squared_euclidean
+from lossbench.distances.base import Distance
+from lossbench.distances.numerics import squared_euclidean
 
 
 class CosineDistance(Distance):
     """1 - cosine similarity, in [0, 2]; `eps` floors the norms, so a zero vector is at distance 1."""
+
+    name = "cosine"
 
     def __init__(self, eps: float = 1e-8) -> None:
         super().__init__()
@@ -25,9 +29,7 @@ class CosineDistance(Distance):
         sq = squared_euclidean(xn, wn)
         return (0.5 * (sq + (1.0 - xn.pow(2).sum(1, keepdim=True)) + (1.0 - wn.pow(2).sum(1)))).clamp_min(0.0)
 
+    def reference(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        from scipy.spatial.distance import cdist
 
-class CorrelationDistance(CosineDistance):
-    """1 - Pearson correlation of x and w across features (scipy 'correlation')."""
-
-    def pairwise(self, x: Tensor, w: Tensor) -> Tensor:
-        return super().pairwise(x - x.mean(1, keepdim=True), w - w.mean(1, keepdim=True))
+        return cdist(x, w, "cosine")

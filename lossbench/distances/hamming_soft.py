@@ -8,22 +8,32 @@ torch.cdist elsewhere) computes it in O(M*V) memory.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from lossbench import SettingError
 from lossbench.distances.base import Distance
-from lossbench.distances.minkowski import l1
+from lossbench.distances.numerics import l1
 
 
 class HammingSoftDistance(Distance):
     """mean over features of |sigmoid(x/t) - sigmoid(w/t)|, in [0, 1]."""
 
+    name = "hamming_soft"
+
     def __init__(self, temperature: float = 1.0) -> None:
         super().__init__()
         if temperature <= 0:
-            raise ValueError(f"hamming_soft needs temperature > 0, got {temperature}")
+            raise SettingError(f"hamming_soft needs temperature > 0, got {temperature}")
         self.temperature = temperature
 
     def pairwise(self, x: Tensor, w: Tensor) -> Tensor:
         sx, sw = torch.sigmoid(x / self.temperature), torch.sigmoid(w / self.temperature)
         return l1(sx, sw) / x.shape[1]
+
+    def reference(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        from scipy.special import expit
+
+        t = self.temperature
+        return np.abs(expit(x[:, None, :] / t) - expit(w[None, :, :] / t)).mean(-1)

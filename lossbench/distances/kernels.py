@@ -39,15 +39,17 @@ def available(x: Tensor) -> bool:
 
 
 if triton is not None:
+    # the modes as compile-time constants that jitted code may read (Triton only admits constexpr globals)
+    _POWER, _MAX, _CANBERRA = tl.constexpr(POWER), tl.constexpr(MAX), tl.constexpr(CANBERRA)
 
     @triton.jit
     def _term(u, xv, wv, P: tl.constexpr, MODE: tl.constexpr):
         """The per-coordinate term t for u = x - w (POWER with p == 1 is plain |u|)."""
         a = tl.abs(u)
-        if MODE == 0:
+        if MODE == _POWER:
             if P != 1.0:
                 a = tl.where(a > 0, tl.exp2(P * tl.log2(tl.maximum(a, 1e-30))), 0.0)
-        elif MODE == 2:
+        elif MODE == _CANBERRA:
             den = tl.abs(xv) + tl.abs(wv)
             a = tl.where(den > 0, a / tl.where(den > 0, den, 1.0), 0.0)
         return a
@@ -56,12 +58,12 @@ if triton is not None:
     def _dterm_dx(u, xv, wv, P: tl.constexpr, MODE: tl.constexpr):
         """dt/dx. Every term is symmetric, t(x, w) = t(w, x), so dt/dw = _dterm_dx(w - x, w, x)."""
         s = tl.where(u > 0, 1.0, tl.where(u < 0, -1.0, 0.0))
-        if MODE == 0:
+        if MODE == _POWER:
             g = s
             if P != 1.0:
                 a = tl.abs(u)
                 g = tl.where(a > 0, P * tl.exp2((P - 1.0) * tl.log2(tl.maximum(a, 1e-30))) * s, 0.0)
-        elif MODE == 1:
+        elif MODE == _MAX:
             g = s
         else:
             den = tl.abs(xv) + tl.abs(wv)
@@ -84,7 +86,7 @@ if triton is not None:
             w = tl.load(W + rv[:, None] * N + rk[None, :], mask=(rv[:, None] < V) & (rk[None, :] < N), other=0.0)
             xv, wv = x.to(tl.float32)[:, None, :], w.to(tl.float32)[None, :, :]
             t = _term(xv - wv, xv, wv, P, MODE)  # (BLOCK_M, BLOCK_V, BLOCK_K); padded k give t = 0
-            if MODE == 1:
+            if MODE == _MAX:
                 best = tl.max(t, axis=2)
                 where = tl.argmax(t, axis=2).to(tl.int32) + k0
                 take = best > acc
@@ -94,7 +96,7 @@ if triton is not None:
                 acc += tl.sum(t, axis=2)
         mask = (rm[:, None] < M) & (rv[None, :] < V)
         tl.store(OUT + rm[:, None] * V + rv[None, :], acc, mask=mask)
-        if MODE == 1:
+        if MODE == _MAX:
             tl.store(ARG + rm[:, None] * V + rv[None, :], arg, mask=mask)
 
     @triton.jit
@@ -112,7 +114,7 @@ if triton is not None:
             g = tl.load(G + rm[:, None] * V + rv[None, :], mask=(rm[:, None] < M) & (rv[None, :] < V), other=0.0)
             wv = w.to(tl.float32)[None, :, :]
             d = _dterm_dx(xv - wv, xv, wv, P, MODE)
-            if MODE == 1:
+            if MODE == _MAX:
                 a = tl.load(ARG + rm[:, None] * V + rv[None, :], mask=(rm[:, None] < M) & (rv[None, :] < V), other=-1)
                 d = tl.where(a[:, :, None] == rk[None, None, :], d, 0.0)
             acc += tl.sum(d * g.to(tl.float32)[:, :, None], axis=1)
@@ -133,7 +135,7 @@ if triton is not None:
             g = tl.load(G + rm[:, None] * V + rv[None, :], mask=(rm[:, None] < M) & (rv[None, :] < V), other=0.0)
             xv = x.to(tl.float32)[:, None, :]
             d = _dterm_dx(wv - xv, wv, xv, P, MODE)
-            if MODE == 1:
+            if MODE == _MAX:
                 a = tl.load(ARG + rm[:, None] * V + rv[None, :], mask=(rm[:, None] < M) & (rv[None, :] < V), other=-1)
                 d = tl.where(a[:, :, None] == rk[None, None, :], d, 0.0)
             acc += tl.sum(d * g.to(tl.float32)[:, :, None], axis=0)

@@ -7,20 +7,25 @@ matrix-product identity): O(M*V + (M+V)*N) memory, never (M, V, N).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lossbench.distances.base import Distance, safe_sqrt, squared_euclidean
+from lossbench import SettingError
+from lossbench.distances.base import Distance
+from lossbench.distances.numerics import safe_sqrt, squared_euclidean
 
 
 class MahalanobisDistance(Distance):
     """Full metric: L lower-triangular (Cholesky factor of M), N x N; or, with `rank`, M = I + U^T U
     with U of shape (rank, N) initialised to 0 (a low-rank correction that stays positive definite)."""
 
+    name = "mahalanobis"
+
     def __init__(self, rank: int | None = None) -> None:
         super().__init__()
         if rank is not None and rank < 1:
-            raise ValueError(f"mahalanobis rank must be >= 1 or null (full), got {rank}")
+            raise SettingError(f"mahalanobis rank must be >= 1 or null (full), got {rank}")
         self.rank = rank
         self.factor: nn.Parameter | None = None
 
@@ -39,19 +44,9 @@ class MahalanobisDistance(Distance):
     def pairwise(self, x: Tensor, w: Tensor) -> Tensor:
         return safe_sqrt(squared_euclidean(self.transform(x), self.transform(w)))
 
+    def reference(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        from scipy.spatial.distance import cdist
 
-class DiagonalMahalanobisDistance(Distance):
-    """d = sqrt(sum_k s_k^2 (x_k - w_k)^2) with learnable per-feature scales s = exp(log_scale), init 1."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.log_scale: nn.Parameter | None = None
-
-    def setup(self, in_features: int) -> None:
-        self.log_scale = nn.Parameter(torch.zeros(in_features))
-
-    def pairwise(self, x: Tensor, w: Tensor) -> Tensor:
-        if self.log_scale is None:
-            raise RuntimeError("DiagonalMahalanobisDistance.setup(in_features) must be called before use")
-        scale = self.log_scale.exp()
-        return safe_sqrt(squared_euclidean(x * scale, w * scale))
+        factor = self.factor.detach().double().cpu().numpy()
+        vi = np.tril(factor).T @ np.tril(factor) if self.rank is None else np.eye(x.shape[1]) + factor.T @ factor
+        return cdist(x, w, "mahalanobis", VI=vi)

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 import torch
 from torch import Tensor, nn
 
+from lossbench import SettingError
+
 
 class Criterion(nn.Module):
-    """Base class; `step` is the global optimisation step (dynamical losses use it, others ignore it)."""
+    """Base class; `step` is the global optimisation step (dynamical losses use it, others ignore it).
+
+    `name` is the criterion's label in result rows and reports (`focal`, `dce`, ...).
+    """
+
+    name: ClassVar[str]
+
+    @classmethod
+    def label(cls, params: Mapping[str, Any]) -> str:
+        """The label of this criterion with these configured parameters (its `name` unless a
+        parameter makes it a different, separately named loss)."""
+        return cls.name
 
     def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
         raise NotImplementedError
@@ -31,7 +47,7 @@ class AuxZLoss(Criterion):
     def __init__(self, criterion: Criterion, coefficient: float = 0.0) -> None:
         super().__init__()
         if coefficient < 0:
-            raise ValueError(f"z_loss coefficient must be >= 0, got {coefficient}")
+            raise SettingError(f"z_loss coefficient must be >= 0, got {coefficient}")
         self.criterion, self.coefficient = criterion, coefficient
 
     def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:

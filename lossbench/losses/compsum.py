@@ -12,16 +12,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lossbench import SettingError
 from lossbench.losses.base import Criterion, nll
 
 
 class CompSumLoss(Criterion):
     """The comp-sum family indexed by tau >= 0 (bounded, noise-robust members for tau > 1)."""
 
+    name = "compsum"
+
     def __init__(self, tau: float = 1.7) -> None:
         super().__init__()
         if tau < 0:
-            raise ValueError(f"compsum tau must be >= 0, got {tau}")
+            raise SettingError(f"compsum tau must be >= 0, got {tau}")
         self.tau = tau
 
     def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:

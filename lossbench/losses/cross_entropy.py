@@ -6,19 +6,30 @@ label smoothing eps (Szegedy et al. 2016) the target is (1 - eps) e_y + eps / K.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch.nn.functional as F
 from torch import Tensor
 
+from lossbench import SettingError
 from lossbench.losses.base import Criterion, wide
 
 
 class CrossEntropy(Criterion):
     """Softmax cross-entropy on logits (torch's fused log-softmax + NLL), optional label smoothing."""
 
+    name = "ce"
+
+    @classmethod
+    def label(cls, params: Mapping[str, Any]) -> str:
+        """`ce`, or `ce_ls` when label smoothing is on (whichever yaml set it)."""
+        return "ce_ls" if params.get("label_smoothing", 0.0) else "ce"
+
     def __init__(self, label_smoothing: float = 0.0) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+            raise SettingError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = label_smoothing
 
     def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:

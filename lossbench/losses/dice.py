@@ -9,16 +9,19 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from lossbench import SettingError
 from lossbench.losses.base import Criterion, nll
 
 
 class SelfAdjustingDiceLoss(Criterion):
     """alpha >= 0, gamma > 0."""
 
+    name = "dice"
+
     def __init__(self, alpha: float = 0.01, gamma: float = 1.0) -> None:
         super().__init__()
         if alpha < 0 or gamma <= 0:
-            raise ValueError(f"dice needs alpha >= 0 and gamma > 0, got alpha={alpha}, gamma={gamma}")
+            raise SettingError(f"dice needs alpha >= 0 and gamma > 0, got alpha={alpha}, gamma={gamma}")
         self.alpha, self.gamma = alpha, gamma
 
     def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lossbench import SettingError
 from lossbench.losses.base import Criterion, nll, wide
 
 
@@ -35,9 +36,9 @@ class _Dynamical(Criterion):
                  start_mid_period: bool) -> None:
         super().__init__()
         if amplitude < 1 or period < 2:
-            raise ValueError(f"dynamical losses need amplitude >= 1 and period >= 2, got A={amplitude}, T={period}")
+            raise SettingError(f"dynamical losses need amplitude >= 1 and period >= 2, got A={amplitude}, T={period}")
         if static_last_period and total_steps is None:
-            raise ValueError("static_last_period needs total_steps (step-based training: set trainer.steps)")
+            raise SettingError("static_last_period needs total_steps (step-based training: set trainer.steps)")
         self.amplitude, self.period, self.start_mid_period = amplitude, period, start_mid_period
         self.static_from = total_steps - period if static_last_period and total_steps is not None else None
 
@@ -52,6 +53,8 @@ class _Dynamical(Criterion):
 class DynamicalCrossEntropy(_Dynamical):
     """DCE = mean over samples of Gamma_{y}(t) * (-log softmax(z)_y)."""
 
+    name = "dce"
+
     def __init__(self, amplitude: float = 70.0, period: int = 5000, static_last_period: bool = False,
                  total_steps: int | None = None, start_mid_period: bool = False) -> None:
         super().__init__(amplitude, period, static_last_period, total_steps, start_mid_period)
@@ -65,6 +68,8 @@ class DynamicalMSE(_Dynamical):
     """DMSE on softmax probabilities. The paper's exact equations could not be checked (losses.md
     section 1); two readings are offered: `weighting=sample` (DMSE1) weights each sample's squared
     error by its class's Gamma_y(t); `weighting=output` (DMSE2) weights each output unit k by Gamma_k(t)."""
+
+    name = "dmse"
 
     def __init__(self, amplitude: float = 70.0, period: int = 5000, static_last_period: bool = False,
                  total_steps: int | None = None, start_mid_period: bool = False,

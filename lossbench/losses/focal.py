@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from lossbench import SettingError
 from lossbench.losses.base import Criterion, nll
 
 
 class FocalLoss(Criterion):
     """gamma = 0 is cross-entropy; larger gamma down-weights well-classified samples."""
 
+    name = "focal"
+
     def __init__(self, gamma: float = 2.0) -> None:
         super().__init__()
         if gamma < 0:
-            raise ValueError(f"focal gamma must be >= 0, got {gamma}")
+            raise SettingError(f"focal gamma must be >= 0, got {gamma}")
         self.gamma = gamma
 
     def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:

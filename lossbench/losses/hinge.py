@@ -18,6 +18,8 @@ def _margins(logits: Tensor, target: Tensor, margin: float) -> Tensor:
 class CrammerSingerHinge(Criterion):
     """max over wrong classes of the margin violation (Crammer & Singer 2001)."""
 
+    name = "hinge_cs"
+
     def __init__(self, margin: float = 1.0) -> None:
         super().__init__()
         self.margin = margin
@@ -29,6 +31,8 @@ class CrammerSingerHinge(Criterion):
 class WestonWatkinsHinge(Criterion):
     """Sum over wrong classes of the margin violations (Weston & Watkins 1999); torch's
     F.multi_margin_loss is this divided by K."""
+
+    name = "hinge_ww"
 
     def __init__(self, margin: float = 1.0) -> None:
         super().__init__()

@@ -13,16 +13,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lossbench import SettingError
 from lossbench.losses.base import Criterion, wide
 
 
 class LDRKLLoss(Criterion):
     """lam > 0 (temperature of the worst-case label distribution), margin c >= 0."""
 
+    name = "ldr_kl"
+
     def __init__(self, lam: float = 10.0, margin: float = 0.1, normalize: bool = True) -> None:
         super().__init__()
         if lam <= 0:
-            raise ValueError(f"ldr_kl lam must be > 0, got {lam}")
+            raise SettingError(f"ldr_kl lam must be > 0, got {lam}")
         self.lam, self.margin, self.normalize = lam, margin, normalize
 
     def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:

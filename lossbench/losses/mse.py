@@ -11,6 +11,8 @@ from lossbench.losses.base import Criterion, wide
 class ProbabilityMSE(Criterion):
     """sum_k (p_k - e_{y,k})^2 per sample (a sum over classes, the Brier score), mean over the batch."""
 
+    name = "mse_prob"
+
     def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
         p = wide(logits).softmax(1)
         return (p - F.one_hot(target, p.shape[1])).pow(2).sum(1).mean()
@@ -18,6 +20,8 @@ class ProbabilityMSE(Criterion):
 
 class LogitMSE(Criterion):
     """mean_k (z_k - e_{y,k})^2 per sample (torch's F.mse_loss against the one-hot target)."""
+
+    name = "mse_logit"
 
     def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
         z = wide(logits)

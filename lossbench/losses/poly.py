@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from lossbench import SettingError
 from lossbench.losses.base import Criterion, nll
 
 
 class Poly1Loss(Criterion):
     """epsilon = 0 is cross-entropy; the paper uses 2 on ImageNet, -1 for detection (epsilon >= -1)."""
 
+    name = "poly1"
+
     def __init__(self, epsilon: float = 1.0) -> None:
         super().__init__()
         if epsilon < -1:
-            raise ValueError(f"poly1 epsilon must be >= -1, got {epsilon}")
+            raise SettingError(f"poly1 epsilon must be >= -1, got {epsilon}")
         self.epsilon = epsilon
 
     def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:

@@ -9,16 +9,19 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from lossbench import SettingError
 from lossbench.losses.base import Criterion, wide
 
 
 class SphericalZLoss(Criterion):
     """a > 0 sets the sharpness, b the location (no universal default: sweep them)."""
 
+    name = "zloss_spherical"
+
     def __init__(self, a: float = 1.0, b: float = 1.0, eps: float = 1e-8) -> None:
         super().__init__()
         if a <= 0:
-            raise ValueError(f"zloss_spherical a must be > 0, got {a}")
+            raise SettingError(f"zloss_spherical a must be > 0, got {a}")
         self.a, self.b, self.eps = a, b, eps
 
     def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:

@@ -15,6 +15,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from lossbench import SettingError
+
 
 class CausalSelfAttention(nn.Module):
     def __init__(self, n_embd: int, n_head: int, dropout: float, bias: bool) -> None:
@@ -67,11 +69,11 @@ class GPT(nn.Module):
     ) -> None:
         super().__init__()
         if vocab_size is None or len(input_shape) != 1:
-            raise ValueError("backbone=gpt needs a token-stream dataset (task=lm: text_builtin, text_file, openwebtext)")
+            raise SettingError("backbone=gpt needs a token-stream dataset (task=lm: text_builtin, text_file, openwebtext)")
         if min(n_layer, n_head, n_embd, block_size) < 1 or n_embd % n_head:
-            raise ValueError(f"gpt needs positive sizes and n_embd divisible by n_head, got n_embd={n_embd}, n_head={n_head}")
+            raise SettingError(f"gpt needs positive sizes and n_embd divisible by n_head, got n_embd={n_embd}, n_head={n_head}")
         if input_shape[0] > block_size:
-            raise ValueError(f"dataset windows of {input_shape[0]} tokens exceed backbone.block_size={block_size}")
+            raise SettingError(f"dataset windows of {input_shape[0]} tokens exceed backbone.block_size={block_size}")
         self.wte = nn.Embedding(vocab_size, n_embd)
         self.wpe = nn.Embedding(block_size, n_embd)
         self.drop = nn.Dropout(dropout)

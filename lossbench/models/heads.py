@@ -13,11 +13,14 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from lossbench import SettingError
 from lossbench.distances.base import Distance
 
 
 class LinearHead(nn.Module):
     """logits = x W^T + b; the rows of W play the prototype role in interpretability probes."""
+
+    name = "linear"
 
     def __init__(self, in_features: int, num_classes: int, bias: bool = True) -> None:
         super().__init__()
@@ -39,13 +42,15 @@ class DistanceHead(nn.Module):
     the gradient there by n / eps.
     """
 
+    name = "harmonic"
+
     def __init__(
         self, in_features: int, num_classes: int, distance: Distance, n: float | Literal["sqrt"] = 2.0, eps: float = 1e-6
     ) -> None:
         super().__init__()
         n = math.sqrt(in_features) if n == "sqrt" else n
         if n <= 0 or eps <= 0:
-            raise ValueError(f"harmonic head needs n > 0 and eps > 0, got n={n}, eps={eps}")
+            raise SettingError(f"harmonic head needs n > 0 and eps > 0, got n={n}, eps={eps}")
         self.distance, self.n, self.eps = distance, n, eps
         distance.setup(in_features)
         bound = 1.0 / math.sqrt(in_features)  # same scale as nn.Linear's default init
