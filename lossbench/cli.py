@@ -1,15 +1,11 @@
-"""The `lossbench` command line: parsing only; work is delegated to config / run.
+"""The `lossbench` command line: parsing only; `run` delegates to sweep.py, `report` to the report
+package, `status` to status.py, `list` reads conf/.
 
-`run` validates every job's config first (one clear line and exit code 2 on bad input, nothing
-written), then hands the overrides to Hydra's real entry point so sweepers and launchers work.
+Bad input anywhere is one line `error: ...` on stderr and exit code 2, with nothing written.
 """
 
 from __future__ import annotations
 
-import logging
-import sys
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +13,7 @@ import typer
 import yaml
 
 from lossbench import LossbenchError
-from lossbench.config import CONFIG_NAME, GROUPS, compose_run, conf_dir, group_options, sweep_jobs
+from lossbench.config import CONFIG_NAME, GROUPS, conf_dir, group_options, option_file
 
 app = typer.Typer(
     add_completion=False,
@@ -25,7 +21,6 @@ app = typer.Typer(
     help="Benchmark loss functions (cross-entropy, harmonic distance heads, ...) on equal terms.",
     rich_markup_mode="markdown",
 )
-log = logging.getLogger("lossbench")
 
 RUN_HELP = """
 Train one model, or a sweep with -m. Arguments are Hydra overrides: `group=option` picks a config
@@ -54,63 +49,6 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-@dataclass
-class Job:
-    """One job of a command, as the preflight composed it."""
-
-    run_id: str
-    results_dir: Path
-    label: str
-
-
-def preflight(overrides: list[str], multirun: bool) -> list[Job]:
-    """Compose, validate and dry-build every job of the command before anything runs."""
-    from lossbench.run import dry_build, run_identity
-
-    jobs = []
-    for job in sweep_jobs(overrides) if multirun else [overrides]:
-        cfg, choices = compose_run(job)
-        dry_build(cfg, choices)
-        rid, _, axes = run_identity(cfg, choices)
-        jobs.append(Job(rid, Path(cfg.results_dir).expanduser(), " ".join(f"{k}={v}" for k, v in axes.items())))
-    return jobs
-
-
-def hydra_main(overrides: list[str], multirun: bool) -> None:
-    """Run through `hydra.main`, exactly as a Hydra app would be run from its own command line."""
-    import hydra
-    from hydra.core.hydra_config import HydraConfig
-
-    from lossbench.run import execute
-
-    @hydra.main(config_path=str(conf_dir()), config_name=CONFIG_NAME, version_base="1.3")
-    def task(cfg) -> None:  # noqa: ANN001 - Hydra passes a DictConfig
-        choices = {k: v for k, v in HydraConfig.get().runtime.choices.items() if not k.startswith("hydra")}
-        execute(cfg, choices)
-
-    sys.argv = ["lossbench", *(["--multirun"] if multirun else []), *overrides]
-    task()
-
-
-def outcome_report(jobs: list[Job], already_done: set[str]) -> int:
-    """Print what became of every job (from the result rows, whatever the launcher said); exit code."""
-    from lossbench.store import read_run
-
-    unique = {job.run_id: job for job in jobs}
-    rows = {rid: read_run(job.results_dir, rid) for rid, job in unique.items()}
-    status = {rid: (row or {}).get("status", "missing") for rid, row in rows.items()}
-    counts = Counter(status.values())
-    parts = [f"{counts[s]} {s}" for s in ("completed", "diverged", "failed", "missing") if counts[s]]
-    skipped = f" ({len(already_done)} already done, skipped)" if already_done else ""
-    typer.echo(f"{len(unique)} runs: {', '.join(parts)}{skipped}", err=True)
-    for rid, st in status.items():
-        if st != "completed":
-            detail = (rows[rid] or {}).get("error") or {"diverged": "non-finite training loss",
-                                                        "missing": "no result row (killed?)"}.get(st, "")
-            typer.echo(f"  {st:<9} {rid}  {unique[rid].label}  {detail}", err=True)
-    return 0 if counts["completed"] == len(unique) else 1
-
-
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     help=RUN_HELP,
@@ -120,37 +58,15 @@ def run(
     multirun: Annotated[bool, typer.Option("--multirun", "-m", help="Sweep over comma-separated values.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Re-run runs that already completed.")] = False,
 ) -> None:
-    from lossbench.store import is_completed, write_manifest
+    from lossbench.sweep import RunFlags, run_command
 
-    overrides = list(ctx.args) + (["+force=true"] if force and not any(o.startswith("+force=") for o in ctx.args) else [])
     try:
-        jobs = preflight(overrides, multirun)
+        outcome = run_command(list(ctx.args), multirun, RunFlags(force=force))
     except LossbenchError as exc:
         _fail(str(exc))
-    forced = force or any(o in ("+force=true", "force=true") for o in overrides)
-    already_done = set() if forced else {j.run_id for j in jobs if is_completed(j.results_dir, j.run_id)}
-    if multirun:
-        sweep = run_id_of_command(ctx.args)
-        for results_dir in {j.results_dir for j in jobs}:
-            write_manifest(results_dir, sweep, "lossbench run -m " + " ".join(ctx.args),
-                           sorted({j.run_id for j in jobs if j.results_dir == results_dir}))
-        overrides.append(f"sweep={sweep}")
-    hydra_main(overrides, multirun)
-    code = outcome_report(jobs, already_done) if multirun else _single_exit_code(jobs[0])
-    raise typer.Exit(code)
-
-
-def run_id_of_command(args: list[str]) -> str:
-    """A sweep's id: a hash of its overrides, so re-running the same command resumes the same sweep."""
-    from lossbench.store import run_id
-
-    return run_id({"overrides": sorted(a for a in args if not a.lstrip("+").startswith("force="))})[:8]
-
-
-def _single_exit_code(job: Job) -> int:
-    from lossbench.store import read_run
-
-    return 0 if (read_run(job.results_dir, job.run_id) or {}).get("status") == "completed" else 1
+    for line in outcome.lines:
+        typer.echo(line, err=True)
+    raise typer.Exit(outcome.exit_code)
 
 
 @app.command()
@@ -179,7 +95,8 @@ def report(
                                               "(e.g. loss.criterion.amplitude).")] = None,
 ) -> None:
     """Three-way tables (performance / interpretability / sustainability) and figures from a results folder."""
-    from lossbench.report import build_report, to_markdown
+    from lossbench.report import build_report
+    from lossbench.report.formats import to_markdown
 
     split_list = lambda text: [t.strip() for t in text.split(",") if t.strip()]  # noqa: E731
     try:
@@ -226,7 +143,7 @@ def list_options(
     width = max(map(len, options)) + 1
     for option in options:
         mark = "*" if option == defaults.get(group) else " "
-        typer.echo(f"{option + mark:<{width}}  {_description(conf_dir() / group / f'{option}.yaml')}")
+        typer.echo(f"{option + mark:<{width}}  {_description(option_file(group, option))}")
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ wrong type fails at the command line instead of inside training.
 from __future__ import annotations
 
 import inspect
+import os
 import types
 import typing
 from collections.abc import Iterator, Sequence
@@ -27,9 +28,8 @@ from omegaconf.errors import OmegaConfBaseException
 from lossbench import LossbenchError
 
 CONFIG_NAME = "config"
-GROUPS = ("task", "dataset", "backbone", "loss", "loss/criterion", "distance", "optim", "trainer", "tracker", "experiment")
-# Keys that locate inputs/outputs or steer the sweep: they never change a run's identity.
-NON_IDENTITY_KEYS = ("results_dir", "data_dir", "sweep", "force")
+GROUPS = ("task", "dataset", "backbone", "loss", "loss/head", "loss/criterion", "distance", "optim", "trainer",
+          "tracker", "experiment")
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
 
@@ -42,9 +42,32 @@ def conf_dir() -> Path:
     raise LossbenchError(f"config tree not found: looked for {here / 'conf'} and {here.parent / 'conf'}")
 
 
+def extra_dirs() -> list[Path]:
+    """Config folders added by the user (`LOSSBENCH_CONFIG_PATH`, separated like PATH): their groups
+    merge with conf/'s, so a distance, loss or task can live outside the package."""
+    return [Path(p).expanduser().resolve() for p in os.environ.get("LOSSBENCH_CONFIG_PATH", "").split(os.pathsep) if p]
+
+
+def search_overrides(overrides: Sequence[str] = ()) -> list[str]:
+    """The `hydra.searchpath` override that adds `extra_dirs()` (none if there are none, or if the
+    user set hydra.searchpath already)."""
+    dirs = extra_dirs()
+    if not dirs or any(o.lstrip("+").startswith("hydra.searchpath=") for o in overrides):
+        return []
+    return ["hydra.searchpath=[" + ",".join(f"file://{d}" for d in dirs) + "]"]
+
+
+def option_file(group: str, option: str) -> Path:
+    """The yaml of one option (conf/ first, then the extra folders)."""
+    for root in (conf_dir(), *extra_dirs()):
+        if (root / group / f"{option}.yaml").is_file():
+            return root / group / f"{option}.yaml"
+    raise LossbenchError(f"unknown {group} '{option}'; choose one of: {', '.join(group_options(group))}")
+
+
 def group_options(group: str) -> list[str]:
-    """Option names of one config group (yaml stems in `conf/<group>/`)."""
-    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+    """Option names of one config group (yaml stems in `conf/<group>/` and the extra folders)."""
+    return sorted({p.stem for root in (conf_dir(), *extra_dirs()) for p in (root / group).glob("*.yaml")})
 
 
 @contextmanager
@@ -68,7 +91,7 @@ def compose_run(overrides: list[str]) -> tuple[DictConfig, dict[str, str]]:
     Raises LossbenchError with a one-line message for unknown options, unknown keys and bad syntax.
     """
     with _hydra(overrides):
-        cfg = compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
+        cfg = compose(CONFIG_NAME, overrides=[*search_overrides(overrides), *overrides], return_hydra_config=True)
     choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
     with _writable(cfg):
         del cfg["hydra"]
@@ -81,6 +104,7 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]]:
     Sweeper params from the config (`hydra.sweeper.params`, e.g. an experiment grid) are combined
     with the command line, whose keys win; comma lists and glob(*) expand as in Hydra.
     """
+    overrides = [*search_overrides(overrides), *overrides]
     with _hydra(overrides) as gh:
         parser = OverridesParser.create(config_loader=gh.hydra.config_loader)
         command_line = parser.parse_overrides(overrides)
@@ -94,9 +118,16 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]]:
 
 
 ROOT_TYPES: dict[str, Any] = {
-    "seed": int, "data_dir": str, "results_dir": str, "device": str, "sweep": str | None, "force": bool | None,
-    "probe_samples": int,
+    "seed": int, "data_dir": str, "results_dir": str, "device": str, "probe_samples": int,
 }
+
+
+def split_hydra(overrides: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(Hydra's own overrides: `hydra.*`, `hydra/launcher=...`; the task's overrides)."""
+    hydra, task = [], []
+    for item in overrides:
+        (hydra if item.lstrip("+~").startswith(("hydra.", "hydra/")) else task).append(item)
+    return hydra, task
 
 
 def validate(cfg: DictConfig) -> None:
@@ -194,7 +225,7 @@ def _type_name(hint: Any) -> str:
 def _missing_option_message(exc: MissingConfigException) -> str:
     missing = exc.missing_cfg_file or ""
     group, _, option = missing.rpartition("/")
-    options = exc.options or (group_options(group) if (conf_dir() / group).is_dir() else [])
+    options = exc.options or group_options(group)
     if not options:
         return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
     hint = " (joblib and submitit launchers: pip install 'lossbench[slurm]')" if group == "hydra/launcher" else ""

@@ -10,13 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
+from lossbench.schema import ENERGY
+
 log = logging.getLogger(__name__)
 
-ENERGY_COLUMNS = (
-    "energy_kwh", "emissions_kg", "cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh",
-    "energy_duration_s", "cpu_power_w", "gpu_power_w", "ram_power_w",
-    "tracking_mode", "country_iso_code", "energy_tracker",
-)
+ENERGY_COLUMNS = tuple(column.name for column in ENERGY)
 
 
 def null_energy(tracker: str) -> dict[str, Any]:

@@ -1,10 +1,10 @@
-"""The single training loop. Tensors and modules only: no files, no Hydra, no result rows.
+"""The single training loop. Tensors and modules only: no files, no Hydra, no result rows, no task names.
 
 Every optimizer step records the global gradient L2 norm before any clipping. Every evaluation
 point scores the validation split (and, for the learning curves only, test); the checkpoint with
-the best validation accuracy is restored at the end, so test data never influences model
-selection. Classification and language modelling share this loop: a language model's batch is
-(batch, T) tokens with (batch, T) targets, flattened to batch * T predictions.
+the best validation score of the task (its `selection`) is restored at the end, so test data never
+influences model selection. Every task shares this loop: the task maps a batch to (inputs, targets)
+and scores the outputs.
 """
 
 from __future__ import annotations
@@ -19,16 +19,14 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from lossbench import SettingError
 from lossbench.data.base import Splits, TensorLoader
 from lossbench.losses.base import Criterion
 from lossbench.metrics import grad_norm, param_norm, summarize
-from lossbench.tasks import Classification, LanguageModeling
-
-Task = Classification | LanguageModeling
+from lossbench.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +48,8 @@ class FitResult:
 class Trainer:
     """Minibatch (or full-batch) training for `epochs`, or for exactly `steps` optimizer steps;
     evaluation every `eval_every` epochs (every `eval_every` steps when `steps` is set) and at the
-    end. The weights kept are those of the best validation accuracy (`checkpoint=best_val`) or the
-    final ones (`last`); test never decides.
+    end. The weights kept are those of the task's best validation score (`checkpoint=best_val`) or
+    the final ones (`last`); test never decides.
 
     One optimizer step averages the gradients of `grad_accum` consecutive minibatches (the mean of
     their mean losses). `precision=bf16` runs forward passes under bfloat16 autocast on CUDA (the
@@ -75,11 +73,11 @@ class Trainer:
         spike_window: int = 100,
     ) -> None:
         if min(epochs, eval_batch_size, eval_every, grad_accum, spike_window) < 1 or (steps is not None and steps < 1):
-            raise ValueError("trainer.epochs, eval_batch_size, eval_every, grad_accum, spike_window and steps must be >= 1")
+            raise SettingError("trainer.epochs, eval_batch_size, eval_every, grad_accum, spike_window and steps must be >= 1")
         if batch_size != "full" and batch_size < 1:
-            raise ValueError(f"trainer.batch_size must be >= 1 or 'full', got {batch_size}")
+            raise SettingError(f"trainer.batch_size must be >= 1 or 'full', got {batch_size}")
         if grad_clip is not None and grad_clip <= 0:
-            raise ValueError(f"trainer.grad_clip must be > 0 or null, got {grad_clip}")
+            raise SettingError(f"trainer.grad_clip must be > 0 or null, got {grad_clip}")
         self.epochs, self.batch_size, self.eval_batch_size = epochs, batch_size, eval_batch_size
         self.grad_clip, self.eval_test_each_epoch = grad_clip, eval_test_each_epoch
         self.steps, self.eval_every, self.checkpoint = steps, eval_every, checkpoint
@@ -120,10 +118,9 @@ class Trainer:
         scheduler: LRScheduler,
         data: Splits,
         generator: torch.Generator,
-        task: Task | None = None,
+        task: Task,
     ) -> FitResult:
         """Train, evaluating on validation at every evaluation point; restore the selected weights."""
-        task = task or Classification()
         loader = self.loader(data, generator)
         per_epoch = self.steps_per_epoch(len(loader))
         total = self.total_steps(len(loader))
@@ -135,12 +132,13 @@ class Trainer:
         params = [p for p in model.parameters() if p.requires_grad]
         head = getattr(model, "head", model)
         result = FitResult()
-        best_acc, best_state = -math.inf, None
+        sign = 1.0 if task.selection_higher_is_better else -1.0
+        best_score, best_state = -math.inf, None
         while result.steps < total:
             n = min(every - result.steps % every, total - result.steps)
             t0 = time.perf_counter()
-            loss_sum, correct, seen, norms = self._train_steps(model, criterion, optimizer, scheduler, batches, params,
-                                                               n, result, device)
+            loss_sum, score_sum, seen, norms = self._train_steps(model, criterion, optimizer, scheduler, batches,
+                                                                 params, n, result, device, task)
             elapsed = time.perf_counter() - t0
             result.train_time_s += elapsed
             result.grad_norms += norms
@@ -151,7 +149,7 @@ class Trainer:
                 "step": result.steps,
                 "lr": optimizer.param_groups[0]["lr"],
                 "train_loss": loss_sum / seen,
-                "train_acc": correct / seen,
+                f"train_{task.train_score.name}": score_sum / seen,
                 **summarize(norms, "grad_norm"),
                 "head_param_norm": param_norm(head),
                 "model_param_norm": param_norm(model),
@@ -169,13 +167,14 @@ class Trainer:
                 row.update(_prefixed("test", self.evaluate(model, criterion, data.x_test, data.y_test, data.num_classes, task)))
             row["eval_time_s"] = time.perf_counter() - t1
             result.history.append(row)
-            if row["val_acc"] > best_acc:
-                best_acc, result.best_epoch = row["val_acc"], result.epochs
+            selected = f"val_{task.selection}"
+            if sign * row[selected] > best_score:
+                best_score, result.best_epoch = sign * row[selected], result.epochs
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             log.info(
-                "step %*d/%d  epoch %.4g  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  grad %.3g  (%.2fs)",
-                len(str(total)), result.steps, total, result.epochs, row["train_loss"], row["train_acc"],
-                row["val_loss"], row["val_acc"], row["grad_norm_mean"], elapsed,
+                "step %*d/%d  epoch %.4g  loss %.4f  val_loss %.4f  %s %.4f  grad %.3g  (%.2fs)",
+                len(str(total)), result.steps, total, result.epochs, row["train_loss"], row["val_loss"],
+                selected, row[selected], row["grad_norm_mean"], elapsed,
             )
         if best_state is not None and self.checkpoint == "best_val":
             model.load_state_dict(best_state)
@@ -194,23 +193,24 @@ class Trainer:
         n_steps: int,
         result: FitResult,
         device: torch.device,
-    ) -> tuple[float, int, int, list[float]]:
-        """`n_steps` optimizer steps: (summed target-weighted loss, correct, targets seen, grad norms)."""
+        task: Task,
+    ) -> tuple[float, float, int, list[float]]:
+        """`n_steps` optimizer steps: (summed target-weighted loss, summed training score, targets seen,
+        grad norms)."""
         model.train()
-        losses, corrects, norms, sizes = [], [], [], []  # per-step 0-dim tensors: no host sync per step
+        losses, scores, norms, sizes = [], [], [], []  # per-step 0-dim tensors: no host sync per step
         with _progress_bar(self.progress, n_steps) as advance:
             for _ in range(n_steps):
                 optimizer.zero_grad(set_to_none=True)
                 for _ in range(self.grad_accum):
-                    xb, yb = next(batches)
-                    target = yb.reshape(-1)  # language models: (batch, T) -> batch * T targets
+                    inputs, target = task.batch(*next(batches))
                     with self.autocast(device):
-                        logits = model(xb)
-                    loss = criterion(logits.float(), target, result.steps)
+                        output = model(inputs)
+                    loss = criterion(output.float(), target, result.steps)
                     (loss / self.grad_accum).backward()
                     losses.append(loss.detach())
-                    corrects.append(logits.detach().argmax(1).eq(target).sum())
-                    sizes.append(target.numel())
+                    scores.append(task.train_score_sum(output, target))
+                    sizes.append(target.shape[0])
                 norm = grad_norm([p.grad for p in params if p.grad is not None])  # before clipping
                 if self.grad_clip is not None:
                     torch.nn.utils.clip_grads_with_norm_(params, self.grad_clip, norm)
@@ -221,28 +221,27 @@ class Trainer:
                 advance()
         weights = torch.tensor(sizes, dtype=torch.float64, device=device)
         loss_sum = float(torch.stack(losses).double() @ weights)
-        return loss_sum, int(torch.stack(corrects).sum()), sum(sizes), torch.stack(norms).tolist()
+        return loss_sum, float(torch.stack(scores).sum()), sum(sizes), torch.stack(norms).tolist()
 
     @torch.no_grad()
     def evaluate(
-        self, model: nn.Module, criterion: Criterion, x: Tensor, y: Tensor, num_classes: int, task: Task | None = None
+        self, model: nn.Module, criterion: Criterion, x: Tensor, y: Tensor, num_classes: int, task: Task
     ) -> dict[str, float]:
-        """Loss (target-weighted mean), NLL of softmax(logits), and the task's scores on (x, y)."""
-        task = task or Classification()
+        """The criterion (target-weighted mean) and the task's scores on (x, y)."""
         model.eval()
-        loss_sum, nll_sum, preds, targets = 0.0, 0.0, [], []
-        for xb, yb in TensorLoader(x, y, self.eval_batch_size):
-            target = yb.reshape(-1)
-            with self.autocast(x.device):
-                logits = model(xb)
-            logits = logits.float()
-            loss_sum += criterion(logits, target).item() * target.numel()
-            nll_sum += F.cross_entropy(logits, target, reduction="sum").item()
-            preds.append(logits.argmax(1))
-            targets.append(target)
-        pred, target = torch.cat(preds), torch.cat(targets)
-        nll = nll_sum / target.numel()
-        return {"loss": loss_sum / target.numel(), "nll": nll, **task.scores(pred, target, nll, num_classes)}
+        totals = {"loss": 0.0, "targets": 0}
+
+        def outputs() -> Iterator[tuple[Tensor, Tensor]]:
+            for xb, yb in TensorLoader(x, y, self.eval_batch_size):
+                inputs, target = task.batch(xb, yb)
+                with self.autocast(x.device):
+                    output = model(inputs).float()
+                totals["loss"] += criterion(output, target).item() * target.shape[0]
+                totals["targets"] += target.shape[0]
+                yield output, target
+
+        scores = task.evaluate(outputs(), num_classes)
+        return {"loss": totals["loss"] / totals["targets"], **scores}
 
 
 def _endless(loader: Iterable[tuple[Tensor, Tensor]]) -> Iterator[tuple[Tensor, Tensor]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from importlib import metadata
 import socket
 import subprocess
 import sys
@@ -35,9 +36,17 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
+def _installed_version(package: str) -> str | None:
+    """The installed version of a package, read from its metadata: importing an optional dependency
+    (CodeCarbon) on the path that writes a finished run's row could fail and lose the run."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def provenance(device: torch.device) -> dict[str, Any]:
     """Columns that say which code, libraries and machine produced a row."""
-    import codecarbon
     import numpy
 
     sha, dirty = git_state(Path(lossbench.__file__).resolve().parent)
@@ -47,7 +56,7 @@ def provenance(device: torch.device) -> dict[str, Any]:
         "lossbench_version": lossbench.__version__,
         "torch_version": torch.__version__,
         "numpy_version": numpy.__version__,
-        "codecarbon_version": codecarbon.__version__,
+        "codecarbon_version": _installed_version("codecarbon"),
         "python_version": sys.version.split()[0],
         "device": str(device),
         "device_name": device_name(device),

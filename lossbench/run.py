@@ -1,8 +1,9 @@
-"""One run: effective config -> seeded objects -> Trainer.fit -> final metrics and energy -> Parquet rows.
+"""One run: config -> seeded objects -> Trainer.fit -> final metrics and energy -> Parquet rows.
 
-A run is a pure function of its effective config: `run_id` hashes it (without output locations),
-and within one seed every head starts from the same backbone initialisation and sees the same
-data order, so heads are compared on equal terms.
+A run is a pure function of its effective config (identity.py); within one seed every head starts
+from the same backbone initialisation and sees the same data order, so heads are compared on equal
+terms. Everything task-specific comes from the task object (tasks/); whether a run should run at all
+(skip-if-done) is the sweep's business (sweep.py), not this module's.
 """
 
 from __future__ import annotations
@@ -18,51 +19,32 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lossbench import LossbenchError
-from lossbench.config import NON_IDENTITY_KEYS, validate
-from lossbench.data.base import Splits
-from lossbench.losses.base import AuxZLoss, Criterion
-from lossbench.models.classifier import Classifier
-from lossbench.metrics import count_params, grad_stability, param_norm, summarize
-from lossbench.provenance import provenance
 from lossbench import store
-from lossbench.store import SCHEMA_VERSION, run_id
+from lossbench.config import group_options, option_file
+from lossbench.data.base import Dataset, Splits
+from lossbench.identity import RunIdentity, run_identity
+from lossbench.losses.base import AuxZLoss, Criterion
+from lossbench.metrics import count_params, grad_stability, param_norm, summarize
+from lossbench.models.classifier import Classifier
+from lossbench.provenance import provenance
+from lossbench.schema import SCHEMA_VERSION
+from lossbench.tasks.base import Task
 
 log = logging.getLogger(__name__)
-AXES = ("task", "dataset", "backbone", "loss", "criterion", "distance", "optim")
 
 
 @dataclass
 class RunOutcome:
-    """The summary row, where it is, and whether this call skipped an already completed run."""
+    """The summary row and where it is."""
 
     summary: dict[str, Any]
     path: Path
-    skipped: bool = False
-
-
-def effective_config(cfg: DictConfig, choices: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(resolved config as plain data, axis values). Heads without a distance get `distance: none`,
-    so `loss=ce` is the same run whatever `distance` says."""
-    validate(cfg)
-    data = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(data, dict)
-    axes: dict[str, Any] = {axis: choices.get(axis, choices.get(f"loss/{axis}")) for axis in AXES}
-    if "distance" not in data["loss"]["head"]:
-        data["distance"], axes["distance"] = None, "none"
-    axes["seed"] = data["seed"]
-    return data, axes
-
-
-def run_identity(cfg: DictConfig, choices: dict[str, str]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """(run_id, effective config, axes): the id hashes the axes and the config without output locations."""
-    data, axes = effective_config(cfg, choices)
-    identity = {k: v for k, v in data.items() if k not in NON_IDENTITY_KEYS}
-    return run_id({"axes": axes, "config": identity}), data, axes
 
 
 def derived_seed(seed: int, stream: str) -> int:
@@ -108,8 +90,7 @@ def build_criterion(cfg: DictConfig) -> Criterion:
 
 def dry_build(cfg: DictConfig, choices: dict[str, str]) -> None:
     """Everything `execute` builds except the data and the backbone, on dummy shapes: catches bad
-    values (e.g. a negative exponent) before any output is written."""
-    effective_config(cfg, choices)
+    values (e.g. a negative exponent) before any output is written. `cfg` is validated already."""
     resolve_device(cfg.device)
     dataset = build(cfg, "dataset")
     check_task(build(cfg, "task"), dataset, choices)
@@ -122,12 +103,21 @@ def dry_build(cfg: DictConfig, choices: dict[str, str]) -> None:
     build(cfg, "tracker")
 
 
-def check_task(task: Any, dataset: Any, choices: dict[str, str]) -> None:
-    """A token-stream dataset needs task=lm and a labelled one task=classification."""
-    needed = getattr(dataset, "task", "classification")
-    if needed != task.name:
-        raise LossbenchError(f"dataset={choices.get('dataset')} needs task={needed}, not task={task.name}; "
-                             f"add task={needed}")
+def check_task(task: Task, dataset: Dataset, choices: dict[str, str]) -> None:
+    """The task must accept the dataset's kind of data; the message names the tasks that would."""
+    if task.accepts(dataset):
+        return
+    kind = getattr(dataset, "kind", "?")
+    takers = [option for option in group_options("task") if _task_class(option).data_kind == kind]
+    hint = f"; add {' or '.join(f'task={t}' for t in takers)}" if takers else ""
+    raise LossbenchError(f"dataset={choices.get('dataset')} gives {kind} data, which task={choices.get('task')} "
+                         f"does not take (it takes {task.data_kind}){hint}")
+
+
+def _task_class(option: str) -> type[Task]:
+    """The Task class a conf/task/<option>.yaml names (read from the file, not composed)."""
+    node = yaml.safe_load(option_file("task", option).read_text())
+    return get_class(node["task"]["_target_"])
 
 
 def build_model(cfg: DictConfig, splits: Splits) -> Classifier:
@@ -143,33 +133,32 @@ def build_model(cfg: DictConfig, splits: Splits) -> Classifier:
     return Classifier(backbone, head)
 
 
-def execute(cfg: DictConfig, choices: dict[str, str]) -> RunOutcome:
-    """Run one configuration unless it already completed; always leave a row, never a partial file.
+def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
+            identity: RunIdentity | None = None) -> RunOutcome:
+    """Train one configuration and write its row; always leave a row, never a partial file.
 
     A run that raises gets a `failed` row with the error (traceback in errors/<run_id>.log), a run
-    whose loss stops being finite a `diverged` row: in a sweep, the other runs go on.
+    whose loss stops being finite a `diverged` row: in a sweep, the other runs go on. `sweep` is the id
+    of the launching sweep (recorded, not part of the identity).
     """
-    rid, data_cfg, axes = run_identity(cfg, choices)
+    identity = identity or run_identity(cfg, choices)
+    rid, data_cfg, axes = identity.run_id, identity.config, identity.axes
     results = Path(cfg.results_dir).expanduser()
-    done = store.read_run(results, rid)
-    if done is not None and done.get("status") == "completed" and not cfg.get("force"):
-        log.info("run %s already completed: skipped (--force re-runs it)", rid)
-        return RunOutcome(done, results / store.RUNS / f"{rid}.parquet", skipped=True)
     device = resolve_device(cfg.device)
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
-    log.info("run %s: %s", rid, "  ".join(f"{k}={v}" for k, v in axes.items()))
-    with store.running_marker(results, rid, cfg.sweep):
+    log.info("run %s: %s", rid, "  ".join(f"{k}={v}" for k, v in axes.items() if k != "experiment"))
+    with store.running_marker(results, rid, sweep):
         try:
-            outcome, history = _train(cfg, device)
+            outcome, history, scored = _train(cfg, device)
         except Exception as exc:  # isolate the failure: record it, let the sweep go on
             error_log = store.write_error_log(results, rid, traceback.format_exc())
-            outcome, history = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "error_log": str(error_log)}, []
+            outcome, history, scored = ({"status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                                         "error_log": str(error_log)}, [], [])
             log.error("run %s failed: %s (traceback: %s)", rid, outcome["error"], error_log)
         summary: dict[str, Any] = {
             "run_id": rid,
             **axes,
-            "experiment": choices.get("experiment"),
-            "sweep": cfg.sweep,
+            "sweep": sweep,
             **outcome,
             "wall_time_s": time.perf_counter() - t0,
             **provenance(device),
@@ -181,15 +170,16 @@ def execute(cfg: DictConfig, choices: dict[str, str]) -> RunOutcome:
         path = store.write_run(results, summary, history)
     if summary["status"] != "failed":
         energy = f"{summary['energy_kwh']:.3g} kWh" if summary["energy_kwh"] is not None else "energy n/a"
-        scores = "  ".join(f"{k} {summary[k]:.4f}" for k in ("test_acc", "test_f1", "test_ppl") if k in summary)
+        scores = "  ".join(f"{k} {summary[k]:.4f}" for k in scored)
         log.info("%s  %s  %.1fs  %s  -> %s", summary["status"], scores, summary["wall_time_s"], energy, path)
     return RunOutcome(summary, path)
 
 
-def _train(cfg: DictConfig, device: torch.device) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Build, train, evaluate with the best-validation weights, measure energy: (summary columns, history)."""
+def _train(cfg: DictConfig, device: torch.device) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
+    """Build, train, evaluate with the selected weights, measure energy: (summary columns, history, the
+    test-score columns worth a log line)."""
     seed = int(cfg.seed)
-    task = build(cfg, "task")
+    task: Task = build(cfg, "task")
     dataset = build(cfg, "dataset")
     dataset.check()
     splits = dataset.load().to(device)
@@ -211,7 +201,7 @@ def _train(cfg: DictConfig, device: torch.device) -> tuple[dict[str, Any], list[
             x, y = getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}")
             metrics = trainer.evaluate(model, criterion, x, y, splits.num_classes, task)
             final.update({f"{split}_{k}": v for k, v in metrics.items()})
-        probes = task.probe(model, splits.x_test, splits.y_test, int(cfg.probe_samples), trainer.eval_batch_size)
+        probes = task.probe(model, splits, int(cfg.probe_samples), trainer.eval_batch_size)
         duration = time.perf_counter() - t0
     finally:
         energy = tracker.stop()
@@ -238,4 +228,4 @@ def _train(cfg: DictConfig, device: torch.device) -> tuple[dict[str, Any], list[
         "precision": "bf16" if trainer.precision == "bf16" and device.type == "cuda" else "fp32",
         **energy,
     }
-    return {**columns, **task.extras(columns)}, fit.history
+    return {**columns, **task.extras(columns)}, fit.history, [f"test_{c.name}" for c in task.score_columns]

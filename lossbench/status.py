@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from lossbench import store
+from lossbench.identity import variant_of_legacy
 
 STATES = ("done", "running", "failed", "diverged", "pending")
 
@@ -35,7 +36,8 @@ def sweep_status(results_dir: Path) -> str:
         error = getattr(row, "error", None)
         detail = error if isinstance(error, str) else "non-finite training loss"
         where = f" (log: {row.error_log})" if isinstance(getattr(row, "error_log", None), str) else ""
-        lines.append(f"{row.status:<9} {row.run_id}  {row.dataset} {row.backbone} {row.loss} {row.distance} "
+        variant = row.variant if isinstance(getattr(row, "variant", None), str) else variant_of_legacy(row._asdict())
+        lines.append(f"{row.status:<9} {row.run_id}  {row.dataset} {row.backbone} {variant} "
                      f"seed={row.seed}: {detail}{where}")
     for rid, marker in markers.items():
         if not marker["alive"] and status.get(rid) != "completed":

@@ -9,7 +9,6 @@ disk, then renamed: a crash leaves either the complete old file, the complete ne
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -24,14 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = 1
 RUNS, HISTORY, RUNNING, SWEEPS, ERRORS = "runs", "history", "running", "sweeps", "errors"
-
-
-def run_id(identity: dict[str, Any]) -> str:
-    """Stable 16-hex-digit hash of a run's identity (its effective config without output locations)."""
-    blob = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:

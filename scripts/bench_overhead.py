@@ -51,7 +51,8 @@ def lossbench_epochs(cfg, model, data, seed: int) -> tuple[float, float, float]:
     t0 = time.perf_counter()
     tracker.start()
     t1 = time.perf_counter()
-    fit = trainer.fit(model, build(cfg, "loss.criterion"), opt, sched, data, torch.Generator().manual_seed(seed))
+    fit = trainer.fit(model, build(cfg, "loss.criterion"), opt, sched, data, torch.Generator().manual_seed(seed),
+                      build(cfg, "task"))
     t2 = time.perf_counter()
     energy = tracker.stop()
     t3 = time.perf_counter()

@@ -16,6 +16,7 @@ import pytest
 from omegaconf import DictConfig
 
 from lossbench.config import compose_run
+from lossbench.schema import check_row, history_columns, summary_columns
 
 # Small, fast runs: one or two epochs, no energy tracker, no progress bar.
 TINY = ["tracker=off", "trainer.epochs=1", "trainer.progress=false", "device=cpu"]
@@ -29,3 +30,13 @@ def compose(tmp_path: Path):
         return compose_run([*TINY, f"results_dir={tmp_path / 'results'}", *overrides])
 
     return _compose
+
+
+def schema_gaps(row: dict, task, history=None, test_each_eval: bool = True) -> tuple[set, set, set, set]:
+    """(undeclared, missing) summary columns and (undeclared, missing) history columns of one run,
+    against the declared schema (lossbench/schema.py) of its task."""
+    extra, missing = check_row(row, summary_columns(task.columns, task.score_columns), row["status"])
+    if history is None or history.empty:
+        return extra, missing, set(), set()
+    declared = {c.name for c in history_columns(task.score_columns, task.train_score, test_each_eval)}
+    return extra, missing, set(history.columns) - declared, declared - set(history.columns)

@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from lossbench import LossbenchError
 from lossbench.config import GROUPS, conf_dir, group_options
 from lossbench.data.base import Splits
+from lossbench.config import validate
 from lossbench.run import build, dry_build
 
 OFFLINE_DATASETS = ["digits", "mnist1d", "modadd", "spiral"]
@@ -46,6 +47,7 @@ def test_option_composes_and_dry_builds(compose, group, option, tmp_path):
     assert choices[group] == option
     if "download" in cfg.dataset:  # real datasets: claim a download so the missing files do not stop the check
         cfg.dataset.download = True
+    validate(cfg)
     dry_build(cfg, choices)
 
 

@@ -10,6 +10,7 @@ from lossbench.data.base import Splits, TensorLoader
 from lossbench.engine import Trainer
 from lossbench.losses.cross_entropy import CrossEntropy
 from lossbench.schedule import WarmupCosine
+from lossbench.tasks.classification import Classification
 
 
 def _splits(n: int = 64) -> Splits:
@@ -32,7 +33,7 @@ def test_recorded_grad_norm_is_the_norm_before_clipping():
     trainer = Trainer(epochs=1, batch_size=16, grad_clip=1e-3, progress=False)
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
     sched = WarmupCosine(opt, total_steps=4)
-    result = trainer.fit(model, CrossEntropy(), opt, sched, data, torch.Generator().manual_seed(1))
+    result = trainer.fit(model, CrossEntropy(), opt, sched, data, torch.Generator().manual_seed(1), Classification())
     assert result.steps == 4 and len(result.grad_norms) == 4
     assert abs(result.grad_norms[0] - expected) < 1e-6
     assert expected > 1e-3  # so clipping was active, and the recorded value is still the unclipped one

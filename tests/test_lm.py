@@ -20,7 +20,9 @@ from lossbench.metrics import grad_stability
 from lossbench.models.classifier import Classifier
 from lossbench.models.gpt import GPT
 from lossbench.models.heads import LinearHead
-from lossbench.report import METRICS, best_variants, build_report
+from lossbench.report import build_report
+from lossbench.report.aggregate import best_variants
+from lossbench.report.catalogue import columns_of
 from lossbench.run import build, build_model, execute
 from lossbench.store import load_history, load_runs
 from lossbench.tasks import LanguageModeling
@@ -189,7 +191,9 @@ def test_lm_dataset_without_task_lm_is_a_clear_error():
     proc = subprocess.run([sys.executable, "-m", "lossbench", "run", "dataset=text_builtin", "tracker=off"],
                           capture_output=True, text=True)
     assert proc.returncode != 0
-    assert "dataset=text_builtin needs task=lm, not task=classification; add task=lm" in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "error: dataset=text_builtin gives tokens data, which task=classification does not take (it takes labels); "
+        "add task=lm"]
     missing = subprocess.run([sys.executable, "-m", "lossbench", "run", "task=lm", "dataset=text_file"],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and missing.stderr.strip().splitlines() == [
@@ -203,7 +207,7 @@ def test_report_gives_language_models_their_own_tables(compose, tmp_path):
     cfg, choices = compose("dataset=digits", "backbone=mlp")
     execute(cfg, choices)
     built = build_report(cfg.results_dir, tmp_path / "report", ["dataset", "backbone"])
-    by_task = {t.task: t for t in built.tables}
+    by_task = {t.task.name: t for t in built.tables}
     assert set(by_task) == {"classification", "lm"}
     lm = by_task["lm"]
     assert {"val_ppl", "train_ppl", "grad_spikes", "effective_rank", "pc5_ev", "tokens_per_s"} <= set(lm.mean.columns)
@@ -213,7 +217,8 @@ def test_report_gives_language_models_their_own_tables(compose, tmp_path):
     assert lm.mean.at["harmonic/cosine", "val_ppl"] == pytest.approx(runs.at["cosine", "val_ppl"])
     assert (tmp_path / "report" / "figures" / "val_ppl_text-builtin_gpt.png").is_file()
     # effective rank has no agreed direction: shown, never bolded, not part of the interpretability rank
-    assert best_variants(lm, METRICS["effective_rank"]) == set() and best_variants(lm, METRICS["pc5_ev"])
+    catalogue = columns_of(LanguageModeling)
+    assert best_variants(lm, catalogue["effective_rank"]) == set() and best_variants(lm, catalogue["pc5_ev"])
     pc5_best = lm.mean["pc5_ev"].idxmax()
     assert lm.ranks.at[pc5_best, "Interpretability"] <= lm.ranks["Interpretability"].min() + 1
 

@@ -128,7 +128,8 @@ def test_gamma_never_enters_autograd():
 @pytest.mark.parametrize("name", group_options("loss/criterion"))
 @pytest.mark.parametrize("head", ["linear", "harmonic"])
 def test_every_criterion_trains_with_both_heads(compose, name, head):
-    loss = ["loss=harmonic", "distance=cosine", f"loss/criterion={name}"] if head == "harmonic" else [f"loss={name}"]
+    loss = ["loss=harmonic", "distance=cosine"] if head == "harmonic" else ["loss=ce"]
+    loss.append(f"loss/criterion={name}")
     cfg, choices = compose(*loss, "dataset=spiral", "backbone=mlp", "trainer.epochs=2")
     s = execute(cfg, choices).summary
     assert s["status"] == "completed" and s["criterion"] == name

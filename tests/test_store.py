@@ -51,12 +51,5 @@ def test_write_run_writes_history_and_summary(tmp_path):
     assert history.run_id.tolist() == ["r1", "r1"] and history.epoch.tolist() == [1, 2]
 
 
-def test_run_id_is_stable_and_order_independent():
-    a = store.run_id({"x": 1, "y": {"b": 2, "a": [1, 2]}})
-    assert a == store.run_id({"y": {"a": [1, 2], "b": 2}, "x": 1})
-    assert a != store.run_id({"x": 2, "y": {"b": 2, "a": [1, 2]}})
-    assert len(a) == 16 and int(a, 16) >= 0
-
-
 def test_empty_results_folder_loads_as_empty_frame(tmp_path):
     assert store.load_runs(tmp_path).empty

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lossbench.cli import preflight
+from lossbench.sweep import preflight
 from lossbench.config import group_options, sweep_jobs
 from lossbench.store import load_history, load_runs
 
@@ -42,7 +42,7 @@ def test_grid_writes_every_row_and_a_rerun_runs_nothing(tmp_path):
     assert again.returncode == 0 and started_runs(again) == 0 and "(3 already done, skipped)" in again.stderr
     assert len(load_runs(tmp_path / "results")) == 3
     forced = lossbench(tmp_path, *grid, "--force")
-    assert forced.returncode == 0 and started_runs(forced) == 4
+    assert forced.returncode == 0 and started_runs(forced) == 3  # CE once: the grid names it twice
 
 
 def test_two_by_two_grid_gives_four_completed_rows(tmp_path):

@@ -1,12 +1,33 @@
-"""The in-memory data contract shared by every dataset, and the one batch iterator over it."""
+"""The dataset interface, the in-memory data contract shared by every dataset, and the one batch
+iterator over it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import ClassVar, Protocol
 
 import torch
 from torch import Tensor
+
+from lossbench import SettingError
+
+
+class Dataset(Protocol):
+    """What every `conf/dataset/<name>.yaml` instantiates to.
+
+    `kind` names what it yields (`labels`: one class per input; `tokens`: a token stream); a task
+    accepts datasets of its `data_kind`. `check()` is cheap and runs in preflight before anything is
+    written (files present, settings valid); `load()` builds the splits.
+    """
+
+    kind: ClassVar[str]
+
+    def check(self) -> None:
+        """Raise LossbenchError with one line (e.g. where the files must go) if the data cannot load."""
+
+    def load(self) -> Splits:
+        """Train / validation / test tensors."""
 
 
 @dataclass
@@ -47,7 +68,7 @@ class Splits:
 def carve_validation(x: Tensor, y: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Split a seeded random `fraction` of (x, y) off as validation; returns (x_tr, y_tr, x_val, y_val)."""
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {fraction}")
+        raise SettingError(f"val_fraction must be in (0, 1), got {fraction}")
     perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
     n_val = max(1, round(fraction * len(y)))
     val, train = perm[:n_val], perm[n_val:]

@@ -10,6 +10,8 @@ from lossbench.data.base import Splits, carve_validation
 class Digits:
     """1797 images as (1, 8, 8) tensors scaled to [0, 1]; seeded test and validation splits."""
 
+    kind = "labels"
+
     def __init__(self, test_fraction: float = 0.2, val_fraction: float = 0.1, split_seed: int = 0) -> None:
         self.test_fraction, self.val_fraction, self.split_seed = test_fraction, val_fraction, split_seed
 

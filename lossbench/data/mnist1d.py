@@ -11,6 +11,8 @@ from lossbench.data.base import Splits, carve_validation
 class MNIST1D:
     """Generates the dataset with `mnist1d.data.make_dataset` (no download), then splits it."""
 
+    kind = "labels"
+
     def __init__(
         self,
         num_samples: int = 5000,

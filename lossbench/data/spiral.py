@@ -33,6 +33,8 @@ def make_spiral(
 class Spiral:
     """Spiral classification with independent train / validation / test draws."""
 
+    kind = "labels"
+
     def __init__(
         self,
         points_per_class: int = 100,

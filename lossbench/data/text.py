@@ -94,7 +94,7 @@ class CharText:
     """Character-level language modelling on one text: the vocabulary is its sorted set of
     characters; the first 90 % trains, the next 5 % validates, the last 5 % tests."""
 
-    task = "lm"
+    kind = "tokens"
 
     def __init__(self, block_size: int = 128, eval_windows: int = 64) -> None:
         self.block_size, self.eval_windows = block_size, eval_windows
@@ -152,7 +152,7 @@ class OpenWebText:
     memory-mapped. Validation windows come from the first half of val.bin, test windows from the
     second half. Build the files with scripts/prepare_openwebtext.py on a machine with internet."""
 
-    task = "lm"
+    kind = "tokens"
 
     def __init__(self, root: str, block_size: int = 1024, eval_windows: int = 200, vocab_size: int = 50304) -> None:
         self.root, self.block_size = Path(root).expanduser(), block_size

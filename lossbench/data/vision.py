@@ -21,6 +21,8 @@ _NUM_CLASSES = {"MNIST": 10, "FashionMNIST": 10, "CIFAR10": 10, "CIFAR100": 100}
 class TorchvisionDataset:
     """One torchvision classification dataset; `name` is the torchvision class (e.g. CIFAR10)."""
 
+    kind = "labels"
+
     def __init__(
         self,
         name: str,

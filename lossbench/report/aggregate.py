@@ -1,0 +1,152 @@
+"""Aggregation over seeds: per group and variant, mean, std and counts of every metric; block ranks;
+best values; metric-vs-config tables; Pareto fronts. Pure pandas on result rows, no files.
+
+Only `completed` runs enter the numbers; failed and diverged runs are counted next to each row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from lossbench import LossbenchError
+from lossbench.identity import variant_of_legacy
+from lossbench.schema import BLOCKS, Column
+from lossbench.tasks.base import Task
+
+Metric = Column
+
+
+@dataclass
+class GroupTable:
+    """One (dataset, backbone, ...) group: per-variant mean, std, seed count, failure counts, ranks."""
+
+    task: type[Task]
+    metrics: list[Metric]
+    key: dict[str, str]
+    mean: pd.DataFrame  # index: variant; columns: metrics
+    std: pd.DataFrame
+    n: pd.Series
+    failed: pd.Series
+    diverged: pd.Series
+    ranks: pd.DataFrame  # index: variant; columns: blocks
+
+    @property
+    def slug(self) -> str:
+        return "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", str(v)) for v in self.key.values()) or "all"
+
+    @property
+    def title(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.key.items()) or "all runs"
+
+
+def variant_of(runs: pd.DataFrame) -> pd.Series:
+    """Each row's variant label: its `variant` column (schema 2), else derived from the loss,
+    criterion and distance columns of older rows in the same format."""
+    legacy = runs.apply(lambda row: variant_of_legacy(row.to_dict()), axis=1) if len(runs) else pd.Series(dtype=str)
+    if "variant" not in runs:
+        return legacy
+    return runs["variant"].where(runs["variant"].notna(), legacy)
+
+
+def aggregate(runs: pd.DataFrame, group_by: list[str], metrics: list[Metric], task: type[Task]) -> list[GroupTable]:
+    """Mean and sample std over seeds of every metric, per group and variant (completed runs only)."""
+    missing = [c for c in group_by if c not in runs.columns]
+    if missing:
+        raise LossbenchError(f"cannot group by '{missing[0]}'; columns include: dataset, backbone, optim, experiment")
+    runs = runs.assign(variant=variant_of(runs))
+    done = runs[runs.status == "completed"]
+    if done.empty:
+        counts = runs.status.value_counts().to_dict()
+        raise LossbenchError(f"no completed runs to report ({', '.join(f'{v} {k}' for k, v in counts.items()) or 'none'})")
+    names = [m.name for m in metrics]
+    for name in names:
+        done = done.assign(**{name: pd.to_numeric(done[name], errors="coerce")}) if name in done else done.assign(**{name: np.nan})
+    tables = []
+    for key, group in done.groupby(group_by, sort=True) if group_by else [((), done)]:
+        key = key if isinstance(key, tuple) else (key,)
+        everything = runs.loc[(runs[group_by] == pd.Series(key, index=group_by)).all(axis=1)] if group_by else runs
+        by_variant = group.groupby("variant")
+        mean, std = by_variant[names].mean(), by_variant[names].std(ddof=1)
+        status = everything.groupby("variant").status.value_counts().unstack(fill_value=0)
+        n = by_variant.size()
+        failed = status.get("failed", pd.Series(0, index=status.index)).reindex(n.index, fill_value=0)
+        diverged = status.get("diverged", pd.Series(0, index=status.index)).reindex(n.index, fill_value=0)
+        tables.append(GroupTable(task, metrics, dict(zip(group_by, map(str, key))), mean, std, n, failed, diverged,
+                                 _block_ranks(mean, metrics)))
+    return tables
+
+
+def _block_ranks(mean: pd.DataFrame, metrics: list[Metric]) -> pd.DataFrame:
+    """Rank of each variant per block: mean over the block's metrics of its per-metric rank (1 = best)."""
+    ranks = {}
+    for block in BLOCKS:
+        cols = [m for m in metrics if m.block == block and m.higher_is_better is not None and mean[m.name].notna().any()]
+        if cols:
+            per_metric = pd.concat([mean[m.name].rank(ascending=not m.higher_is_better, method="min") for m in cols], axis=1)
+            ranks[block] = per_metric.mean(axis=1).rank(method="min")
+    return pd.DataFrame(ranks, index=mean.index)
+
+
+def best_variants(table: GroupTable, metric: Metric) -> set[str]:
+    """Variants whose mean is the best of the column (direction-aware; ties all count)."""
+    col = table.mean[metric.name].dropna()
+    if col.empty or metric.higher_is_better is None:
+        return set()
+    best = col.max() if metric.higher_is_better else col.min()
+    return set(col.index[np.isclose(col, best, rtol=1e-12, atol=0)])
+
+
+def config_value(config_json: str, path: str) -> str:
+    """A dotted config path (e.g. backbone.widths) read from a row's stored config, as text."""
+    node = json.loads(config_json)
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise LossbenchError(f"config has no '{path}' (stopped at '{part}')")
+        node = node[part]
+    return json.dumps(node) if isinstance(node, (list, dict)) else str(node)
+
+
+def sweep_table(runs: pd.DataFrame, x: str, metric: Metric, split: str | None = None) -> pd.DataFrame:
+    """`metric` over the values of config path `x`, per variant (optionally split by another config
+    path): rows = variant, columns = x values, cells = (mean, std, n) over seeds, completed runs only."""
+    done = runs[runs.status == "completed"].copy()
+    if done.empty:
+        raise LossbenchError("no completed runs to report")
+    done["variant"] = variant_of(done)
+    if split:
+        done["variant"] += " " + split.rsplit(".", 1)[-1] + "=" + done.config_json.map(lambda c: config_value(c, split))
+    done["x"] = done.config_json.map(lambda c: config_value(c, x))
+    stats = done.groupby(["variant", "x"])[metric.name].agg(["mean", "std", "count"])
+    order = sorted(stats.index.get_level_values("x").unique(), key=_numeric_key)
+    return stats.reindex(pd.MultiIndex.from_product([stats.index.levels[0], order], names=["variant", "x"]))
+
+
+def _numeric_key(text: str) -> tuple[float, str]:
+    numbers = re.findall(r"-?\d+(?:\.\d+)?", text)
+    return (float(numbers[0]) if numbers else math.inf, text)
+
+
+def group_runs(runs: pd.DataFrame, table: GroupTable) -> pd.DataFrame:
+    """The completed rows of one group, with their variant."""
+    runs = runs.assign(variant=variant_of(runs))
+    mask = runs.status.eq("completed")
+    for k, v in table.key.items():
+        mask &= runs[k].astype(str).eq(v)
+    return runs[mask]
+
+
+def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Points not dominated when minimising x and maximising y, sorted by x."""
+    ordered = points.sort_values([x, y], ascending=[True, False])
+    best, keep = -math.inf, []
+    for idx, row in ordered.iterrows():
+        if row[y] > best:
+            keep.append(idx)
+            best = row[y]
+    return ordered.loc[keep]

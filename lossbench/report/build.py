@@ -1,0 +1,95 @@
+"""`lossbench report`: tables (per task, group and format), figures and `index.md` from a results folder.
+
+Reads only Parquet rows (`load_runs`, `load_history`). Runs of different tasks get separate tables with
+their task's own metrics (catalogue.py).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from lossbench import LossbenchError
+from lossbench.report.aggregate import GroupTable, aggregate, sweep_table
+from lossbench.report.catalogue import check_metric_names, columns_of, metrics_of, task_class, task_targets
+from lossbench.report.formats import FORMAT_ALIASES, WRITERS, sweep_markdown, to_markdown
+from lossbench.schema import BLOCKS
+from lossbench.store import load_history, load_runs
+
+
+@dataclass
+class Report:
+    """What `build_report` wrote: the group tables and, with --x, the metric-vs-config table (markdown)."""
+
+    tables: list[GroupTable]
+    sweep: str | None = None
+
+
+def build_report(
+    results_dir: Path,
+    out: Path,
+    group_by: list[str],
+    metric_names: list[str] | None = None,
+    formats: list[str] | None = None,
+    table: str = "all",
+    x: str | None = None,
+    split: str | None = None,
+) -> Report:
+    """Write tables (per task, group and format), figures and `index.md` under `out`; raise
+    LossbenchError (one line) on bad arguments or when there is nothing to report."""
+    formats = formats or ["md", "tex", "csv"]
+    bad = [f for f in formats if f not in FORMAT_ALIASES]
+    if bad:
+        raise LossbenchError(f"unknown format '{bad[0]}'; choose from: markdown (md), latex (tex), csv")
+    if table != "all" and table.capitalize() not in BLOCKS:
+        raise LossbenchError(f"unknown table '{table}'; choose one of: all, performance, interpretability, sustainability")
+    runs = load_runs(results_dir)
+    if runs.empty:
+        raise LossbenchError(f"no result rows under {results_dir / 'runs'}")
+    runs["task_target"] = task_targets(runs)
+    tasks = {target: task_class(target) for target in sorted(runs["task_target"].unique())}
+    if metric_names:
+        check_metric_names(metric_names, list(tasks.values()))
+    block = None if table == "all" else table.capitalize()
+    tables: list[GroupTable] = []
+    for target, task_runs in runs.groupby("task_target", sort=True):
+        metrics = metrics_of(tasks[target], metric_names, block)
+        if metrics and task_runs.status.eq("completed").any():
+            tables += aggregate(task_runs, group_by, metrics, tasks[target])
+    if not tables:
+        first = next(iter(tasks.values()))
+        aggregate(runs, group_by, metrics_of(first), first)  # raises: no completed runs (with the status counts)
+    from lossbench.report.figures import group_figures, sweep_figure  # matplotlib only when figures are made
+
+    history = load_history(results_dir)  # read once, shared by every group's curves
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    index = [f"# lossbench report\n\nFrom `{results_dir}`: {len(runs)} runs "
+             f"({', '.join(f'{v} {k}' for k, v in runs.status.value_counts().items())}).\n"]
+    for t in tables:
+        index.append(f"\n## {t.title}\n")
+        for fmt in dict.fromkeys(FORMAT_ALIASES[f] for f in formats):
+            writer, ext = WRITERS[fmt]
+            path = out / "tables" / f"{t.slug}_{table}.{ext}"
+            path.write_text(writer(t, t.metrics))
+            index.append(f"- table ({fmt}): [{path.relative_to(out)}]({path.relative_to(out)})")
+        if "md" in (FORMAT_ALIASES[f] for f in formats):
+            index.append("\n" + to_markdown(t, t.metrics))
+        for name, path in group_figures(t, runs, history, out / "figures").items():
+            index.append(f"- {name}: [{path.relative_to(out)}]({path.relative_to(out)})")
+            if path.suffix == ".png":
+                index.append(f"\n  ![{name}]({path.relative_to(out)})\n")
+    sweep = None
+    if x:
+        first = next(iter(tasks.values()))
+        metric = columns_of(first)[metric_names[0] if metric_names else first.report.metrics[0]]
+        stats = sweep_table(runs, x, metric, split)
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{metric.name}-vs-{x}")
+        sweep = sweep_markdown(stats, x, metric)
+        (out / "tables" / f"{slug}.md").write_text(sweep)
+        stats.reset_index().to_csv(out / "tables" / f"{slug}.csv", index=False)
+        index += [f"\n## {metric.title} vs {x}\n", sweep]
+        for ext, path in sweep_figure(stats, x, metric, out / "figures" / slug).items():
+            index.append(f"- figure ({ext}): [{path.relative_to(out)}]({path.relative_to(out)})")
+    (out / "index.md").write_text("\n".join(index) + "\n")
+    return Report(tables, sweep)

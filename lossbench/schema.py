@@ -1,0 +1,258 @@
+"""Every result column, declared once: name, dtype, unit, description, and for reported metrics the
+report block, label, direction and number format.
+
+Writers (run, engine, cost tracking), the report, `lossbench status` and the tests read this module;
+nothing else spells a column's meaning. A column is one of:
+- common: written by every run of every task (`SUMMARY`, `HISTORY`);
+- a score of a task, written per split (`train_/val_/test_` + name): declared as `per_split=True`
+  and expanded by `split_columns`;
+- a task's own column (probes, per-token throughput): declared here when a built-in task writes it,
+  and listed by that task's `columns`; a task defined elsewhere declares its own `Column`s.
+
+`present` says on which rows a column exists: `always` (every row), `trained` (rows of runs that
+trained: completed or diverged) or `failed` (rows of failed runs). `check_row` compares a row with
+the declaration; the tests call it for every task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+SCHEMA_VERSION = 2  # 2: run ids hash the effective config only; head, variant, cost-free identity columns
+BLOCKS = ("Performance", "Interpretability", "Sustainability")
+SPLITS = ("train", "val", "test")
+SPLIT_LABELS = {"train": "Train", "val": "Val.", "test": "Test"}
+
+Dtype = Literal["float", "int", "str", "bool"]
+Presence = Literal["always", "trained", "failed"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One result column. `block`, `higher_is_better` (None: no agreed direction, shown but never
+    ranked) and `fmt` matter for columns that reports show."""
+
+    name: str
+    dtype: Dtype
+    description: str
+    unit: str = ""
+    label: str = ""
+    block: str | None = None
+    higher_is_better: bool | None = None
+    fmt: str = ".3f"
+    present: Presence = "trained"
+    per_split: bool = False
+
+    @property
+    def title(self) -> str:
+        """The table header: label (or name) and unit."""
+        text = self.label or self.name
+        return f"{text} [{self.unit}]" if self.unit and self.unit not in text else text
+
+
+def split_columns(scores: Iterable[Column], splits: Sequence[str] = SPLITS) -> list[Column]:
+    """Expand per-split score declarations to `train_x, val_x, test_x` columns."""
+    out = []
+    for column in scores:
+        for split in splits:
+            label = f"{SPLIT_LABELS[split]} {column.label or column.name}"
+            out.append(replace(column, name=f"{split}_{column.name}", label=label, per_split=False,
+                               description=f"{column.description} ({split} split, selected checkpoint)"))
+    return out
+
+
+def _c(name: str, dtype: Dtype, description: str, **kw: object) -> Column:
+    return Column(name, dtype, description, **kw)  # type: ignore[arg-type]
+
+
+# --- columns every run writes ------------------------------------------------------------------------
+IDENTITY = [
+    _c("run_id", "str", "hash of the effective config without output locations (16 hex digits)", present="always"),
+    _c("task", "str", "the task (classification, lm, ...)", present="always"),
+    _c("dataset", "str", "dataset config", present="always"),
+    _c("backbone", "str", "backbone config", present="always"),
+    _c("head", "str", "head of the loss: linear or harmonic (a distance head)", present="always"),
+    _c("loss", "str", "the loss as users name it: the criterion for a linear head, harmonic for a distance head",
+       present="always"),
+    _c("criterion", "str", "the criterion on the logits (ce, focal, dce, ...)", present="always"),
+    _c("distance", "str", "the distance of a harmonic head; none for a linear head", present="always"),
+    _c("variant", "str", "report label from the effective config: ce, focal, harmonic/cosine, harmonic/cosine + focal",
+       present="always"),
+    _c("optim", "str", "optimizer config", present="always"),
+    _c("seed", "int", "run seed (backbone init, data order, dropout)", present="always"),
+    _c("experiment", "str", "named grid the run belongs to (conf/experiment), or null", present="always"),
+    _c("sweep", "str", "id of the sweep command that launched it, or null", present="always"),
+    _c("status", "str", "completed, diverged (non-finite training loss) or failed", present="always"),
+]
+FAILURE = [
+    _c("error", "str", "the exception of a failed run, one line", present="failed"),
+    _c("error_log", "str", "path of the failed run's traceback (errors/<run_id>.log)", present="failed"),
+]
+LOSS_SCORE = _c("loss", "float", "the training criterion (target-weighted mean)", label="loss", per_split=True,
+                block="Performance", higher_is_better=False)
+TRAINING = [
+    _c("best_epoch", "float", "epoch of the selected checkpoint"),
+    _c("epochs", "float", "epochs trained (fractional for step-based runs)"),
+    _c("steps", "int", "optimizer steps taken"),
+    _c("grad_norm_mean", "float", "mean global L2 gradient norm over steps, before clipping"),
+    _c("grad_norm_std", "float", "population std of the gradient norm over steps"),
+    _c("grad_norm_max", "float", "largest gradient norm"),
+    _c("grad_norm_cv", "float", "coefficient of variation (std / mean) of the gradient norm", label="Grad-norm CV",
+       block="Performance", higher_is_better=False),
+    _c("grad_spikes", "int", "steps whose norm exceeds trainer.spike_factor x the median of the previous "
+       "trainer.spike_window", label="Grad spikes", block="Performance", higher_is_better=False, fmt=".1f"),
+    _c("grad_clip_rate", "float", "fraction of steps whose norm exceeds trainer.grad_clip (NaN without clipping)",
+       label="Clip rate", block="Performance", higher_is_better=False),
+    _c("head_param_norm", "float", "global L2 norm of the head's parameters"),
+    _c("model_param_norm", "float", "global L2 norm of all parameters"),
+    _c("n_params", "int", "parameters of the model"),
+    _c("n_head_params", "int", "parameters of the head"),
+    _c("n_train", "int", "training examples (tokens for language models)"),
+    _c("n_val", "int", "validation examples (evaluated tokens)"),
+    _c("n_test", "int", "test examples (evaluated tokens)"),
+    _c("duration_s", "float", "training + evaluation + probes: the window the energy tracker measures", unit="s",
+       label="Duration", block="Sustainability", higher_is_better=False, fmt=".1f"),
+    _c("train_time_s", "float", "time inside optimizer steps", unit="s"),
+    _c("time_per_epoch_s", "float", "training time per epoch", unit="s", label="s / epoch", block="Sustainability",
+       higher_is_better=False, fmt=".3g"),
+    _c("samples_per_s", "float", "training targets per second"),
+    _c("samples_seen", "int", "training targets seen: examples, or tokens for language models"),
+    _c("precision", "str", "fp32, or bf16 (autocast on CUDA)"),
+]
+ENERGY = [
+    _c("energy_kwh", "float", "energy of the tracked window (CodeCarbon)", unit="kWh", label="Energy",
+       block="Sustainability", higher_is_better=False, fmt=".3g"),
+    _c("emissions_kg", "float", "energy x the carbon intensity of tracker.country_iso_code", unit="kg CO2eq",
+       label="Emissions", block="Sustainability", higher_is_better=False, fmt=".3g"),
+    _c("cpu_energy_kwh", "float", "CPU part of energy_kwh", unit="kWh"),
+    _c("gpu_energy_kwh", "float", "GPU part of energy_kwh", unit="kWh"),
+    _c("ram_energy_kwh", "float", "RAM part of energy_kwh", unit="kWh"),
+    _c("energy_duration_s", "float", "the tracker's own measured duration", unit="s"),
+    _c("cpu_power_w", "float", "CPU power the tracker reported", unit="W"),
+    _c("gpu_power_w", "float", "GPU power the tracker reported", unit="W"),
+    _c("ram_power_w", "float", "RAM power the tracker reported", unit="W"),
+    _c("tracking_mode", "str", "CodeCarbon tracking mode (process or machine)"),
+    _c("country_iso_code", "str", "country whose grid intensity converts energy to emissions"),
+    _c("energy_tracker", "str", "codecarbon, or off"),
+]
+PROVENANCE = [
+    _c("wall_time_s", "float", "the whole run, data loading included", unit="s", present="always"),
+    _c("git_sha", "str", "commit of the lossbench checkout, or null outside git", present="always"),
+    _c("git_dirty", "bool", "uncommitted changes in that checkout", present="always"),
+    _c("lossbench_version", "str", "package version", present="always"),
+    _c("torch_version", "str", "torch version", present="always"),
+    _c("numpy_version", "str", "numpy version", present="always"),
+    _c("codecarbon_version", "str", "codecarbon version, or null when it cannot be imported", present="always"),
+    _c("python_version", "str", "Python version", present="always"),
+    _c("device", "str", "torch device of the run", present="always"),
+    _c("device_name", "str", "GPU or CPU model", present="always"),
+    _c("hostname", "str", "machine that ran it", present="always"),
+    _c("started_at", "str", "UTC start (ISO 8601)", present="always"),
+    _c("finished_at", "str", "UTC end (ISO 8601)", present="always"),
+    _c("schema_version", "int", "version of this schema the row follows", present="always"),
+    _c("config_json", "str", "the effective config (resolved, sorted JSON)", present="always"),
+]
+SUMMARY: list[Column] = IDENTITY + FAILURE + split_columns([LOSS_SCORE]) + TRAINING + ENERGY + PROVENANCE
+
+# --- columns of built-in tasks (listed by the tasks that write them) ------------------------------------
+ACC = _c("acc", "float", "accuracy (token accuracy for language models)", label="acc.", per_split=True,
+         block="Performance", higher_is_better=True, fmt=".4f")
+F1 = _c("f1", "float", "macro-F1 (sklearn average='macro', zero_division=0)", label="F1", per_split=True,
+        block="Performance", higher_is_better=True, fmt=".4f")
+NLL = _c("nll", "float", "mean NLL of softmax(logits): the HarMax NLL for harmonic heads", label="NLL",
+         per_split=True, block="Performance", higher_is_better=False)
+PPL = _c("ppl", "float", "perplexity exp(nll)", label="PPL", per_split=True, block="Performance",
+         higher_is_better=False, fmt=".2f")
+PROBES = {c.name: c for c in [
+    _c("pc2_ev", "float", "explained variance of the first two PCs of standardised test features",
+       label="PC2 EV", block="Interpretability", higher_is_better=True),
+    _c("pca90", "float", "principal components needed for 90 % of the variance", label="PCA-90%",
+       block="Interpretability", higher_is_better=False, fmt=".1f"),
+    _c("effective_rank", "float", "exp of the entropy of normalised singular values of the features "
+       "(no agreed direction: shown, not ranked)", label="Eff. rank", block="Interpretability", fmt=".1f"),
+    _c("nc1", "float", "neural-collapse NC1 = tr(S_W S_B^+) / C", label="NC1", block="Interpretability",
+       higher_is_better=False),
+    _c("proto_alignment", "float", "mean cosine between each class prototype and its class-mean feature",
+       label="Proto. align.", block="Interpretability", higher_is_better=True),
+    _c("proto_norm_mean", "float", "mean L2 norm of the prototypes"),
+    _c("proto_norm_std", "float", "std of the prototype norms"),
+    _c("pc5_ev", "float", "explained variance of the first five PCs of hidden states", label="PC5 EV",
+       block="Interpretability", higher_is_better=True),
+    _c("proto_effective_rank", "float", "effective rank of the prototypes (no agreed direction)",
+       label="Proto. eff. rank", block="Interpretability", fmt=".1f"),
+    _c("proto_pc5_ev", "float", "PC5 EV of the prototypes", label="Proto. PC5 EV", block="Interpretability",
+       higher_is_better=True),
+]}
+PER_UNIT = {c.name: c for c in [
+    _c("energy_per_point_kwh", "float", "energy per test-accuracy point: energy_kwh / (100 test_acc)",
+       unit="kWh", label="Energy / acc. pt", block="Sustainability", higher_is_better=False, fmt=".3g"),
+    _c("train_tokens", "int", "training tokens seen"),
+    _c("tokens_per_s", "float", "training tokens per second", label="Tokens / s", block="Sustainability",
+       higher_is_better=True, fmt=".0f"),
+    _c("energy_per_mtok_kwh", "float", "energy per million training tokens", unit="kWh", label="Energy / Mtok",
+       block="Sustainability", higher_is_better=False, fmt=".3g"),
+    _c("emissions_per_mtok_kg", "float", "emissions per million training tokens", unit="kg CO2eq"),
+]}
+
+# --- history: one row per evaluation ----------------------------------------------------------------------
+HISTORY: list[Column] = [
+    _c("run_id", "str", "the run", present="always"),
+    _c("epoch", "float", "epochs so far (fractional for step-based runs)", present="always"),
+    _c("step", "int", "optimizer steps so far", present="always"),
+    _c("lr", "float", "learning rate of the first parameter group", present="always"),
+    _c("train_loss", "float", "mean training criterion since the previous evaluation", present="always"),
+    _c("grad_norm_mean", "float", "mean gradient norm since the previous evaluation", present="always"),
+    _c("grad_norm_std", "float", "std of the gradient norm since the previous evaluation", present="always"),
+    _c("grad_norm_max", "float", "largest gradient norm since the previous evaluation", present="always"),
+    _c("grad_norm_cv", "float", "CV of the gradient norm since the previous evaluation", present="always"),
+    _c("head_param_norm", "float", "head parameter norm", present="always"),
+    _c("model_param_norm", "float", "model parameter norm", present="always"),
+    _c("epoch_time_s", "float", "training time per epoch at this point", unit="s", present="always"),
+    _c("samples_per_s", "float", "training targets per second since the previous evaluation", present="always"),
+    _c("eval_time_s", "float", "time of this evaluation", unit="s"),
+]
+
+
+def summary_columns(task_columns: Iterable[Column], scores: Iterable[Column]) -> list[Column]:
+    """Every summary column of a task's rows: the common ones, its per-split scores, its own columns."""
+    return SUMMARY + split_columns(scores) + list(task_columns)
+
+
+def history_columns(scores: Iterable[Column], train_score: Column, test_each_eval: bool) -> list[Column]:
+    """Every history column of a task: common ones, train_<score>, val_ (and test_) loss and scores."""
+    scores = [LOSS_SCORE, *scores]
+    train = replace(train_score, name=f"train_{train_score.name}", present="always", per_split=False)
+    return HISTORY + [train] + split_columns(scores, ("val", "test") if test_each_eval else ("val",))
+
+
+def check_row(row: dict[str, object], declared: Sequence[Column], status: str) -> tuple[set[str], set[str]]:
+    """(undeclared columns in the row, declared columns the row misses) for a row of this status."""
+    expected = {c.name for c in declared if c.present == "always"
+                or (c.present == "trained" and status != "failed") or (c.present == "failed" and status == "failed")}
+    names = set(row)
+    return names - {c.name for c in declared}, expected - names
+
+
+def markdown(tasks: Sequence[type]) -> str:
+    """The README's column reference: every summary column (common, then each task's), then history."""
+
+    def rows(columns: Iterable[Column]) -> list[str]:
+        out = []
+        for c in columns:
+            direction = {True: "↑", False: "↓", None: ""}[c.higher_is_better] if c.block else ""
+            where = {"always": "", "trained": "", "failed": " (failed runs)"}[c.present]
+            out.append(f"| `{c.name}` | {c.dtype} | {c.unit} | {c.block or ''} {direction} | {c.description}{where} |")
+        return out
+
+    head = ["| column | dtype | unit | report block | description |", "|---|---|---|---|---|"]
+    lines = ["**Every run** (`runs/<run_id>.parquet`, one row):", "", *head, *rows(SUMMARY)]
+    for task in tasks:
+        own = split_columns(task.score_columns) + list(task.columns)  # type: ignore[attr-defined]
+        lines += ["", f"**task={task.name}** adds:", "", *head, *rows(own)]  # type: ignore[attr-defined]
+    lines += ["", "**History** (`history/<run_id>.parquet`, one row per evaluation) — every task:", "", *head,
+              *rows(HISTORY), "", "plus `train_<score>` (the task's training score, e.g. `train_acc`), `val_loss` and "
+              "`val_<score>` for each of the task's scores, and the same for `test_` when "
+              "`trainer.eval_test_each_epoch` is true (learning curves only; never used for selection)."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,184 @@
+"""A `lossbench run` command, single run or sweep: preflight, run identity, skip-if-done, manifest,
+launch through Hydra's launchers, and the outcome summary read back from the result rows.
+
+Every job is composed and validated once, here, before anything is written; the launched job
+trains the config composed here (it is handed to the task function, not composed again by
+lossbench; Hydra's launcher composes its own copy only to set up the job's folder and logging).
+Jobs are identified by run id (identity.py): a grid that names one effective config twice
+(`loss=ce,harmonic distance=a,b`: CE ignores the distance) launches it once, runs that completed
+are not launched again (`--force` launches them), and the launch order cycles through the variants
+within each seed, so slow drift in machine load does not line up with variants.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from lossbench import store
+from lossbench.config import CONFIG_NAME, compose_run, conf_dir, search_overrides, split_hydra, sweep_jobs, validate
+from lossbench.identity import RunIdentity, hash_id, run_identity
+
+@dataclass(frozen=True)
+class RunFlags:
+    """Runtime flags of a command: they steer what runs, never what a run computes."""
+
+    force: bool = False  # re-run runs that already completed
+
+
+@dataclass
+class Job:
+    """One job as the preflight composed it: task overrides, config, group choices, identity."""
+
+    overrides: list[str]
+    cfg: DictConfig
+    choices: dict[str, str]
+    identity: RunIdentity
+
+    @property
+    def run_id(self) -> str:
+        return self.identity.run_id
+
+    @property
+    def results_dir(self) -> Path:
+        return Path(self.cfg.results_dir).expanduser()
+
+
+@dataclass
+class Plan:
+    """What a command will do: every distinct job, the ones to launch, and the sweep's id."""
+
+    jobs: list[Job]
+    launch: list[Job]
+    hydra_overrides: list[str]
+    sweep: str | None
+    command: str
+    already_done: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Outcome:
+    """Summary lines for the user and the command's exit code."""
+
+    lines: list[str]
+    exit_code: int
+
+
+def preflight(overrides: list[str], multirun: bool) -> list[Job]:
+    """Compose, validate and dry-build every job of the command once, before anything runs.
+
+    Raises LossbenchError (one line) for the first bad job; returns the jobs in launch order, one per
+    distinct run id.
+    """
+    from lossbench.run import dry_build
+
+    jobs: dict[str, Job] = {}
+    for job_overrides in sweep_jobs(overrides) if multirun else [overrides]:
+        cfg, choices = compose_run(job_overrides)
+        validate(cfg)
+        dry_build(cfg, choices)
+        identity = run_identity(cfg, choices)
+        _, task_overrides = split_hydra(job_overrides)
+        jobs.setdefault(identity.run_id, Job(task_overrides, cfg, choices, identity))
+    ordered = list(jobs.values())
+    ordered.sort(key=lambda job: job.identity.axes["seed"])  # stable: variants cycle within each seed
+    return ordered
+
+
+def sweep_id(overrides: list[str]) -> str:
+    """A sweep's id: a hash of its task overrides (not `hydra.*`: a launcher setting changes no run),
+    so re-running the same command resumes the same sweep."""
+    _, task_overrides = split_hydra(overrides)
+    return hash_id({"overrides": sorted(task_overrides)})[:8]
+
+
+def plan(overrides: list[str], multirun: bool, flags: RunFlags) -> Plan:
+    """Preflight every job, then decide what to launch: everything not yet completed (all with --force)."""
+    jobs = preflight(overrides, multirun)
+    done = set() if flags.force else {j.run_id for j in jobs if store.is_completed(j.results_dir, j.run_id)}
+    hydra_overrides, _ = split_hydra([*search_overrides(overrides), *overrides])
+    return Plan(jobs, [j for j in jobs if j.run_id not in done], hydra_overrides,
+                sweep_id(overrides) if multirun else None,
+                "lossbench run " + ("-m " if multirun else "") + " ".join(overrides), done)
+
+
+def run_command(overrides: list[str], multirun: bool, flags: RunFlags) -> Outcome:
+    """`lossbench run [-m] OVERRIDES`: plan, write the sweep manifest, launch what is missing, summarise."""
+    the_plan = plan(overrides, multirun, flags)
+    if the_plan.sweep is not None:
+        for results_dir in {j.results_dir for j in the_plan.jobs}:
+            store.write_manifest(results_dir, the_plan.sweep, the_plan.command,
+                                 sorted(j.run_id for j in the_plan.jobs if j.results_dir == results_dir))
+    if not multirun and the_plan.already_done:
+        job = the_plan.jobs[0]
+        return Outcome([f"run {job.run_id} already completed: skipped (--force re-runs it)  {job.identity.label}"], 0)
+    if the_plan.launch:
+        launch(the_plan, multirun)
+    return outcome(the_plan) if multirun else Outcome([], _single_exit_code(the_plan.jobs[0]))
+
+
+def launch(the_plan: Plan, multirun: bool) -> None:
+    """Hand the jobs to Hydra: `hydra.run` for a single run, the configured launcher (basic, joblib,
+    submitit) for a sweep, exactly as a Hydra app's own command line would."""
+    from hydra._internal.callbacks import Callbacks
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.plugins import Plugins
+    from hydra.types import HydraContext, RunMode
+
+    task = _task_function(the_plan.launch, the_plan.sweep)
+    GlobalHydra.instance().clear()
+    hydra = Hydra.create_main_hydra2("lossbench", create_config_search_path(str(conf_dir())))
+    try:
+        if not multirun:
+            hydra.run(CONFIG_NAME, task, the_plan.launch[0].overrides + the_plan.hydra_overrides)
+            return
+        master = hydra.compose_config(CONFIG_NAME, the_plan.hydra_overrides, with_log_configuration=True,
+                                      run_mode=RunMode.MULTIRUN)
+        context = HydraContext(config_loader=hydra.config_loader, callbacks=Callbacks(master))
+        launcher = Plugins.instance().instantiate_launcher(hydra_context=context, task_function=task, config=master)
+        launcher.launch([job.overrides for job in the_plan.launch], initial_job_idx=0)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _task_function(jobs: list[Job], sweep: str | None) -> Any:
+    """The function every launched job runs: train the preflight's config of job number `hydra.job.num`."""
+
+    def task(cfg: DictConfig) -> None:  # Hydra passes its own composition; the preflight's is used
+        from hydra.core.hydra_config import HydraConfig
+        from omegaconf import OmegaConf
+
+        from lossbench.run import execute
+
+        num = OmegaConf.select(HydraConfig.get(), "job.num", default=0) if len(jobs) > 1 else 0
+        job = jobs[num]
+        execute(job.cfg, job.choices, sweep=sweep, identity=job.identity)
+
+    return task
+
+
+def outcome(the_plan: Plan) -> Outcome:
+    """What became of every job, read from the result rows (whatever the launcher said), and the exit code."""
+    rows = {j.run_id: store.read_run(j.results_dir, j.run_id) for j in the_plan.jobs}
+    status = {rid: (row or {}).get("status", "missing") for rid, row in rows.items()}
+    counts = Counter(status.values())
+    parts = [f"{counts[s]} {s}" for s in ("completed", "diverged", "failed", "missing") if counts[s]]
+    skipped = f" ({len(the_plan.already_done)} already done, skipped)" if the_plan.already_done else ""
+    lines = [f"{len(the_plan.jobs)} runs: {', '.join(parts)}{skipped}"]
+    for job in the_plan.jobs:
+        st = status[job.run_id]
+        if st != "completed":
+            detail = (rows[job.run_id] or {}).get("error") or {"diverged": "non-finite training loss",
+                                                               "missing": "no result row (killed?)"}.get(st, "")
+            lines.append(f"  {st:<9} {job.run_id}  {job.identity.label}  {detail}")
+    return Outcome(lines, 0 if counts["completed"] == len(the_plan.jobs) else 1)
+
+
+def _single_exit_code(job: Job) -> int:
+    return 0 if (store.read_run(job.results_dir, job.run_id) or {}).get("status") == "completed" else 1

@@ -1,0 +1,144 @@
+"""Extending lossbench without editing it: a distance, a loss and a whole third task, each written in a
+temporary folder (or tests/extensions/) and picked up through LOSSBENCH_CONFIG_PATH, then checked by the
+same tests and commands as the built-in ones.
+
+The distance and the loss are the README's own recipes: their code blocks are read from README.md and
+written to disk, so the documented recipe is what is tested.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lossbench.store import load_history, load_runs
+
+ROOT = Path(__file__).resolve().parents[1]
+EXTENSIONS = Path(__file__).resolve().parent / "extensions"
+
+
+def readme_recipe(heading: str, folder: Path) -> dict[str, Path]:
+    """Write the code blocks of one README section to `folder`: Python modules flat in folder/pkg (the
+    `lossbench.<sub>.` prefix of their yaml targets dropped), yamls under folder/conf/<group>/."""
+    section = (ROOT / "README.md").read_text().split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    written = {}
+    for lang, body in re.findall(r"```(python|yaml)\n(.*?)```", section, flags=re.S):
+        first = body.splitlines()[0]
+        assert first.startswith("# "), f"a recipe block must start with its file path: {first!r}"
+        path = first[2:].strip()
+        if lang == "python":
+            target = folder / "pkg" / Path(path).name
+        else:
+            target = folder / path  # conf/<group>/<name>.yaml
+            body = re.sub(r"_target_: lossbench\.\w+\.", "_target_: ", body)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(body)
+        written[path] = target
+    return written
+
+
+def env_with(folder: Path, pkg: Path) -> dict[str, str]:
+    return {**os.environ, "LOSSBENCH_CONFIG_PATH": str(folder), "PYTHONPATH": str(pkg)}
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def passed(proc: subprocess.CompletedProcess[str]) -> int:
+    match = re.search(r"(\d+) passed", proc.stdout)
+    return int(match.group(1)) if match else 0
+
+
+def test_adding_a_distance_is_one_class_file_and_one_yaml(tmp_path):
+    files = readme_recipe("Adding a distance", tmp_path)
+    assert sorted(p.suffix for p in files.values()) == [".py", ".yaml"]
+    env = env_with(tmp_path / "conf", tmp_path / "pkg")
+    name = next(p.stem for p in files.values() if p.suffix == ".yaml")
+    # every generic distance check (oracle values, gradcheck, half precision, d = 0, chunking, training)
+    proc = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", name,
+                str(ROOT / "tests" / "test_distances.py"), str(ROOT / "tests" / "test_run.py")], env, tmp_path)
+    assert proc.returncode == 0 and passed(proc) >= 7, proc.stdout[-3000:]
+    listing = run([sys.executable, "-m", "lossbench", "list", "distance"], env, tmp_path)
+    assert re.search(rf"^{name}\s+\S", listing.stdout, flags=re.M), listing.stdout
+    trained = run([sys.executable, "-m", "lossbench", "run", "loss=harmonic", f"distance={name}", "backbone=mlp",
+                   "trainer.epochs=1", "tracker=off", f"results_dir={tmp_path / 'results'}"], env, tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert load_runs(tmp_path / "results").variant.tolist() == [f"harmonic/{name}"]
+
+
+def test_adding_a_loss_is_one_class_file_and_one_yaml(tmp_path):
+    files = readme_recipe("Adding a loss", tmp_path)
+    assert sorted(p.suffix for p in files.values()) == [".py", ".yaml"]
+    env = env_with(tmp_path / "conf", tmp_path / "pkg")
+    name = next(p.stem for p in files.values() if p.suffix == ".yaml")
+    proc = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", name,
+                str(ROOT / "tests" / "test_losses.py")], env, tmp_path)
+    assert proc.returncode == 0 and passed(proc) == 2, proc.stdout[-3000:]  # with a linear and a distance head
+    for head, variant in (("ce", name), ("harmonic", f"harmonic/euclidean + {name}")):
+        trained = run([sys.executable, "-m", "lossbench", "run", f"loss={head}", f"loss/criterion={name}",
+                       "backbone=mlp", "trainer.epochs=1", "tracker=off", f"results_dir={tmp_path / 'results'}"],
+                      env, tmp_path)
+        assert trained.returncode == 0, trained.stderr
+        assert variant in load_runs(tmp_path / "results").variant.tolist()
+    # the recipe's criterion against its formula (Taylor CE of order t: sum_k (1 - p_y)^k / k), in numpy
+    sys.path.insert(0, str(tmp_path / "pkg"))
+    try:
+        import importlib
+
+        module = importlib.import_module(next(p.stem for p in files.values() if p.suffix == ".py"))
+    finally:
+        sys.path.pop(0)
+    import torch
+
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.2, 0.3]], dtype=torch.float64)
+    target = torch.tensor([0, 2])
+    z = logits.numpy()
+    p = np.exp(z - z.max(1, keepdims=True))
+    p = (p / p.sum(1, keepdims=True))[np.arange(2), target.numpy()]
+    want = np.mean([sum((1 - q) ** k / k for k in (1, 2)) for q in p])
+    criterion = module.TaylorCrossEntropy(order=2)
+    assert float(criterion(logits, target)) == pytest.approx(want, rel=1e-12)
+
+
+def test_a_third_task_trains_stores_and_reports_without_touching_lossbench(tmp_path):
+    """tests/extensions/regression.py: a regression task, its dataset and its criterion, defined outside."""
+    env = env_with(EXTENSIONS / "conf", EXTENSIONS)
+    results = tmp_path / "results"
+    for extra in (["seed=0,1"], ["loss=harmonic", "distance=cosine", "seed=0,1"]):
+        proc = run([sys.executable, "-m", "lossbench", "run", "-m", "task=regression", "backbone=mlp",
+                    "trainer.epochs=3", "tracker=off", "trainer.progress=false", *extra, f"results_dir={results}"],
+                   env, tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    runs, history = load_runs(results), load_history(results)
+    assert len(runs) == 4 and (runs.status == "completed").all() and set(runs.task) == {"regression"}
+    assert sorted(set(runs.variant)) == ["harmonic/cosine + squared_error", "squared_error"]
+    # the task's own scores, computed by the engine with the task's selection (lowest validation MSE)
+    for row in runs.itertuples():
+        rows = history[history.run_id == row.run_id].sort_values("epoch")
+        assert row.best_epoch == rows.epoch.iloc[int(rows.val_mse.to_numpy().argmin())]
+        assert row.test_r2 < 1 and row.test_mse > 0 and row.target_std > 0
+    sys.path.insert(0, str(EXTENSIONS))
+    try:
+        from regression import Regression
+    finally:
+        sys.path.pop(0)
+    from conftest import schema_gaps
+
+    for row in runs.to_dict("records"):
+        assert schema_gaps(row, Regression, history[history.run_id == row["run_id"]].dropna(axis=1, how="all"))[:2] == (
+            set(), set())
+    report = run([sys.executable, "-m", "lossbench", "report", str(results), "--out", str(tmp_path / "report")],
+                 env, tmp_path)
+    assert report.returncode == 0, report.stderr
+    table = pd.read_csv(tmp_path / "report" / "tables" / "linear-data_mlp_all.csv").set_index("variant")
+    ce_like = runs[runs.variant == "squared_error"].test_mse
+    assert table.at["squared_error", "test_mse_mean"] == pytest.approx(ce_like.mean())
+    assert "test_f1_mean" not in table.columns and (tmp_path / "report" / "figures" / "test_mse_linear-data_mlp.png").is_file()
