@@ -14,18 +14,19 @@ import typing
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.utils import get_method
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lossbench import LossbenchError
+from lossbench.ranges import PositiveInt, Seed, describe, satisfies
 
 CONFIG_NAME = "config"
 GROUPS = ("task", "dataset", "backbone", "loss", "loss/head", "loss/criterion", "distance", "optim", "trainer",
@@ -118,7 +119,8 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]]:
 
 
 ROOT_TYPES: dict[str, Any] = {
-    "seed": int, "data_dir": str, "results_dir": str, "device": str, "probe_samples": int,
+    "seed": Seed, "data_dir": str, "results_dir": str, "device": str, "probe_samples": PositiveInt,
+    "threads": PositiveInt | Literal["auto"],
 }
 
 
@@ -141,7 +143,7 @@ def validate(cfg: DictConfig) -> None:
         raise LossbenchError(f"{missing[0]} has no value (??? in its yaml); set it, e.g. {missing[0]}=...")
     for key, hint in ROOT_TYPES.items():
         if not _matches(cfg.get(key), hint):
-            raise LossbenchError(f"{key}: expected {_type_name(hint)}, got {cfg.get(key)!r}")
+            raise LossbenchError(f"{key}: got {cfg.get(key)!r}; valid: {_type_name(hint)}")
     for path, node in _target_nodes(cfg, ""):
         _check_target(path, node)
 
@@ -168,7 +170,7 @@ def _check_target(path: str, node: DictConfig) -> None:
     params = signature.parameters
     accepts_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     try:
-        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
+        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target, include_extras=True)
     except Exception:
         hints = {}
     for key in node:
@@ -178,16 +180,17 @@ def _check_target(path: str, node: DictConfig) -> None:
             valid = ", ".join(p for p in params if p not in ("self", "args", "kwargs"))
             raise LossbenchError(f"unknown key '{path}.{key}'; valid keys: {valid}")
         value = node[key]
-        if key in hints and not isinstance(value, DictConfig) and not _matches(value, hints[key]):
-            raise LossbenchError(
-                f"{path}.{key}: expected {_type_name(hints[key])}, got {value!r}"
-            )
+        nested = isinstance(value, DictConfig) and "_target_" in value  # an object of its own, checked itself
+        if key in hints and not nested and not _matches(value, hints[key]):
+            raise LossbenchError(f"{path}.{key}: got {value!r}; valid: {_type_name(hints[key])}")
 
 
 def _matches(value: Any, hint: Any) -> bool:
     """True when `value` (a plain config value) fits `hint`; unknown hint kinds are accepted."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
+    if origin is typing.Annotated:
+        return _matches(value, args[0]) and satisfies(value, hint.__metadata__)
     if hint is Any or hint is inspect.Parameter.empty:
         return True
     if origin in (typing.Union, types.UnionType):
@@ -215,6 +218,8 @@ def _matches(value: Any, hint: Any) -> bool:
 
 
 def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is typing.Annotated:
+        return f"{_type_name(typing.get_args(hint)[0])} {describe(hint.__metadata__)}".strip()
     if typing.get_origin(hint) is typing.Literal:
         return "one of " + ", ".join(map(str, typing.get_args(hint)))
     if typing.get_origin(hint) in (typing.Union, types.UnionType):

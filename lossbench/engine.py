@@ -13,6 +13,7 @@ import logging
 import math
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -26,6 +27,7 @@ from lossbench import SettingError
 from lossbench.data.base import Splits, TensorLoader
 from lossbench.losses.base import Criterion
 from lossbench.metrics import grad_norm, param_norm, summarize
+from lossbench.ranges import PositiveFloat, PositiveInt
 from lossbench.tasks.base import Task
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,9 @@ class FitResult:
     samples: int = 0  # training targets seen: examples, or tokens for language models
     status: Literal["completed", "diverged"] = "completed"
     train_time_s: float = 0.0
+    # micro-batches per distinct input shape, and one example of each (what FLOP counting needs)
+    shape_counts: Counter[tuple[int, ...]] = field(default_factory=Counter)
+    shape_examples: dict[tuple[int, ...], tuple[Tensor, Tensor]] = field(default_factory=dict)
 
 
 class Trainer:
@@ -58,19 +63,19 @@ class Trainer:
 
     def __init__(
         self,
-        epochs: int = 20,
-        batch_size: int | Literal["full"] = 128,
-        eval_batch_size: int = 1024,
-        grad_clip: float | None = None,
+        epochs: PositiveInt = 20,
+        batch_size: PositiveInt | Literal["full"] = 128,
+        eval_batch_size: PositiveInt = 1024,
+        grad_clip: PositiveFloat | None = None,
         eval_test_each_epoch: bool = True,
         progress: bool | Literal["auto"] = "auto",
-        steps: int | None = None,
-        eval_every: int = 1,
+        steps: PositiveInt | None = None,
+        eval_every: PositiveInt = 1,
         checkpoint: Literal["best_val", "last"] = "best_val",
-        grad_accum: int = 1,
+        grad_accum: PositiveInt = 1,
         precision: Literal["fp32", "bf16"] = "fp32",
-        spike_factor: float = 5.0,
-        spike_window: int = 100,
+        spike_factor: PositiveFloat = 5.0,
+        spike_window: PositiveInt = 100,
     ) -> None:
         if min(epochs, eval_batch_size, eval_every, grad_accum, spike_window) < 1 or (steps is not None and steps < 1):
             raise SettingError("trainer.epochs, eval_batch_size, eval_every, grad_accum, spike_window and steps must be >= 1")
@@ -119,8 +124,12 @@ class Trainer:
         data: Splits,
         generator: torch.Generator,
         task: Task,
+        at_evaluation: Callable[[], None] | None = None,
     ) -> FitResult:
-        """Train, evaluating on validation at every evaluation point; restore the selected weights."""
+        """Train, evaluating on validation at every evaluation point; restore the selected weights.
+
+        `at_evaluation`, if given, is called at every evaluation point (the run re-balances its threads there).
+        """
         loader = self.loader(data, generator)
         per_epoch = self.steps_per_epoch(len(loader))
         total = self.total_steps(len(loader))
@@ -161,6 +170,8 @@ class Trainer:
                 result.status = "diverged"
                 log.warning("step %d: training loss is %s; stopping (status=diverged)", result.steps, row["train_loss"])
                 break
+            if at_evaluation is not None:
+                at_evaluation()
             t1 = time.perf_counter()
             row.update(_prefixed("val", self.evaluate(model, criterion, data.x_val, data.y_val, data.num_classes, task)))
             if self.eval_test_each_epoch:
@@ -204,6 +215,9 @@ class Trainer:
                 optimizer.zero_grad(set_to_none=True)
                 for _ in range(self.grad_accum):
                     inputs, target = task.batch(*next(batches))
+                    shape = tuple(inputs.shape)
+                    result.shape_counts[shape] += 1
+                    result.shape_examples.setdefault(shape, (inputs, target))
                     with self.autocast(device):
                         output = model(inputs)
                     loss = criterion(output.float(), target, result.steps)

@@ -21,9 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from lossbench import LossbenchError
 
-# Keys that locate inputs and outputs, or only feed defaults into other keys (task's harmonic_n is
-# resolved into loss.head.n): they never change what a run computes.
-NON_IDENTITY_KEYS = ("results_dir", "data_dir", "harmonic_n")
+# Keys that locate inputs and outputs, set machine resources, or only feed defaults into other keys
+# (task's harmonic_n is resolved into loss.head.n): they never change what a run is.
+NON_IDENTITY_KEYS = ("results_dir", "data_dir", "harmonic_n", "threads")
 # Config groups whose choice names label a row (display only: the id never depends on them).
 CHOICE_AXES = ("task", "dataset", "backbone", "optim")
 

@@ -24,9 +24,11 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lossbench import LossbenchError
-from lossbench import store
+from lossbench import LossbenchError, store
 from lossbench.config import group_options, option_file
+from lossbench.cost.clock import GpuClock, process_cpu_seconds
+from lossbench.cost.flops import training_flops
+from lossbench.cost.threads import HostShare, Threads
 from lossbench.data.base import Dataset, Splits
 from lossbench.identity import RunIdentity, run_identity
 from lossbench.losses.base import AuxZLoss, Criterion
@@ -134,12 +136,13 @@ def build_model(cfg: DictConfig, splits: Splits) -> Classifier:
 
 
 def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
-            identity: RunIdentity | None = None) -> RunOutcome:
+            identity: RunIdentity | None = None, parallel_jobs: int = 1) -> RunOutcome:
     """Train one configuration and write its row; always leave a row, never a partial file.
 
     A run that raises gets a `failed` row with the error (traceback in errors/<run_id>.log), a run
     whose loss stops being finite a `diverged` row: in a sweep, the other runs go on. `sweep` is the id
-    of the launching sweep (recorded, not part of the identity).
+    of the launching sweep (recorded, not part of the identity); `parallel_jobs` how many jobs its
+    launcher runs at once on this host (cost/threads.py divides the CPUs by it).
     """
     identity = identity or run_identity(cfg, choices)
     rid, data_cfg, axes = identity.run_id, identity.config, identity.axes
@@ -147,13 +150,13 @@ def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
     device = resolve_device(cfg.device)
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
     log.info("run %s: %s", rid, "  ".join(f"{k}={v}" for k, v in axes.items() if k != "experiment"))
-    with store.running_marker(results, rid, sweep):
+    with store.running_marker(results, rid, sweep), HostShare() as share:
         try:
-            outcome, history, scored = _train(cfg, device)
+            outcome, history, scored = _train(cfg, device, Threads(cfg.threads, parallel_jobs, share))
         except Exception as exc:  # isolate the failure: record it, let the sweep go on
-            error_log = store.write_error_log(results, rid, traceback.format_exc())
+            error_log = store.write_error_log(results, rid, traceback.format_exc())  # None if it cannot be written
             outcome, history, scored = ({"status": "failed", "error": f"{type(exc).__name__}: {exc}",
-                                         "error_log": str(error_log)}, [], [])
+                                         "error_log": str(error_log) if error_log else None}, [], [])
             log.error("run %s failed: %s (traceback: %s)", rid, outcome["error"], error_log)
         summary: dict[str, Any] = {
             "run_id": rid,
@@ -167,7 +170,12 @@ def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
             "schema_version": SCHEMA_VERSION,
             "config_json": json.dumps(data_cfg, sort_keys=True),
         }
-        path = store.write_run(results, summary, history)
+        try:
+            path = store.write_run(results, summary, history)
+        except OSError as exc:  # disk full, quota: earlier files are intact (atomic writes); say so in one line
+            log.error("run %s %s but its row could not be written to %s (%s); earlier results are intact",
+                      rid, summary["status"], results, exc.strerror or exc)
+            return RunOutcome(summary, results / store.RUNS / f"{rid}.parquet")
     if summary["status"] != "failed":
         energy = f"{summary['energy_kwh']:.3g} kWh" if summary["energy_kwh"] is not None else "energy n/a"
         scores = "  ".join(f"{k} {summary[k]:.4f}" for k in scored)
@@ -175,9 +183,10 @@ def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
     return RunOutcome(summary, path)
 
 
-def _train(cfg: DictConfig, device: torch.device) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
-    """Build, train, evaluate with the selected weights, measure energy: (summary columns, history, the
-    test-score columns worth a log line)."""
+def _train(cfg: DictConfig, device: torch.device, threads: Threads) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
+    """Build, train, evaluate with the selected weights, measure cost: (summary columns, history, the
+    test-score columns worth a log line). Threads are set before any torch work."""
+    threads_used = threads.apply()
     seed = int(cfg.seed)
     task: Task = build(cfg, "task")
     dataset = build(cfg, "dataset")
@@ -192,10 +201,11 @@ def _train(cfg: DictConfig, device: torch.device) -> tuple[dict[str, Any], list[
     torch.manual_seed(derived_seed(seed, "train"))  # dropout etc.
 
     tracker = build(cfg, "tracker")
-    tracker.start()
-    t0 = time.perf_counter()
+    tracker.start(device)
+    gpu_clock = GpuClock(device)
+    cpu0, t0 = process_cpu_seconds(), time.perf_counter()
     try:
-        fit = trainer.fit(model, criterion, optimizer, scheduler, splits, order, task)
+        fit = trainer.fit(model, criterion, optimizer, scheduler, splits, order, task, at_evaluation=threads.apply)
         final: dict[str, float] = {}
         for split in ("train", "val", "test"):
             x, y = getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}")
@@ -204,7 +214,14 @@ def _train(cfg: DictConfig, device: torch.device) -> tuple[dict[str, Any], list[
         probes = task.probe(model, splits, int(cfg.probe_samples), trainer.eval_batch_size)
         duration = time.perf_counter() - t0
     finally:
-        energy = tracker.stop()
+        cpu_time = process_cpu_seconds() - cpu0 - tracker.own_cpu_seconds()  # the run's work, not the tracker's
+        gpu_time = gpu_clock.stop()
+        energy = tracker.stop(cpu_time)
+    try:
+        flops = training_flops(model, criterion, task, fit.shape_examples, fit.shape_counts)
+    except Exception as exc:  # a cost figure must never lose a trained run
+        log.warning("FLOP counting failed (%s); flops will be null", exc)
+        flops = None
 
     columns = {
         "status": fit.status,
@@ -221,6 +238,10 @@ def _train(cfg: DictConfig, device: torch.device) -> tuple[dict[str, Any], list[
         **probes,
         **splits.sizes(),
         "duration_s": duration,  # training + evaluation + probes: the window the tracker measures
+        "cpu_time_s": cpu_time,  # the process's user + system time over the same window, all threads
+        "gpu_time_s": gpu_time,
+        "flops": flops,
+        "threads": threads_used,
         "train_time_s": fit.train_time_s,
         "time_per_epoch_s": fit.train_time_s / fit.epochs if fit.epochs > 0 else None,
         "samples_per_s": fit.samples / fit.train_time_s if fit.train_time_s > 0 else None,

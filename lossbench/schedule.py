@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
+from annotated_types import Interval
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from lossbench import SettingError
+from lossbench.ranges import PositiveInt, Probability
 
 
 class WarmupCosine(LambdaLR):
@@ -16,10 +19,10 @@ class WarmupCosine(LambdaLR):
     def __init__(
         self,
         optimizer: Optimizer,
-        total_steps: int,
-        warmup_fraction: float = 0.0,
+        total_steps: PositiveInt,
+        warmup_fraction: Annotated[float, Interval(ge=0, lt=1)] = 0.0,
         cosine: bool = False,
-        min_lr_ratio: float = 0.0,
+        min_lr_ratio: Probability = 0.0,
     ) -> None:
         if not 0.0 <= warmup_fraction < 1.0:
             raise SettingError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")

@@ -120,17 +120,32 @@ TRAINING = [
     _c("samples_per_s", "float", "training targets per second"),
     _c("samples_seen", "int", "training targets seen: examples, or tokens for language models"),
     _c("precision", "str", "fp32, or bf16 (autocast on CUDA)"),
+    _c("cpu_time_s", "float", "user + system CPU time of the process (all threads) over duration_s: what the run "
+       "computed, not how long it waited", unit="s", label="CPU time", block="Sustainability", higher_is_better=False,
+       fmt=".3g"),
+    _c("gpu_time_s", "float", "GPU time over duration_s (CUDA events); null off CUDA", unit="s"),
+    _c("flops", "float", "forward + backward FLOPs of the whole training run (torch.utils.flop_counter + the "
+       "distance heads' declared formulas)", unit="FLOP", label="FLOPs", block="Sustainability",
+       higher_is_better=False, fmt=".3g"),
+    _c("threads", "int", "torch intra-op threads the run started with (threads=auto: its share of the CPUs)"),
 ]
 ENERGY = [
-    _c("energy_kwh", "float", "energy of the tracked window (CodeCarbon)", unit="kWh", label="Energy",
-       block="Sustainability", higher_is_better=False, fmt=".3g"),
-    _c("emissions_kg", "float", "energy x the carbon intensity of tracker.country_iso_code", unit="kg CO2eq",
+    _c("energy_kwh", "float", "energy attributed to the run over duration_s: cpu + gpu + ram parts (see the "
+       "sources)", unit="kWh", label="Energy", block="Sustainability", higher_is_better=False, fmt=".3g"),
+    _c("emissions_kg", "float", "energy_kwh x the carbon intensity of tracker.country_iso_code", unit="kg CO2eq",
        label="Emissions", block="Sustainability", higher_is_better=False, fmt=".3g"),
     _c("cpu_energy_kwh", "float", "CPU part of energy_kwh", unit="kWh"),
     _c("gpu_energy_kwh", "float", "GPU part of energy_kwh", unit="kWh"),
     _c("ram_energy_kwh", "float", "RAM part of energy_kwh", unit="kWh"),
+    _c("cpu_energy_source", "str", "measured:rapl, model:cpu-time (CPU time x per-core power) or none"),
+    _c("gpu_energy_source", "str", "measured:nvml (the device's energy counter) or none"),
+    _c("ram_energy_source", "str", "model:ram (RAM power x CPU time / cores) or none"),
+    _c("carbon_intensity_kg_per_kwh", "float", "CodeCarbon's grid intensity for country_iso_code",
+       unit="kg CO2eq / kWh"),
+    _c("codecarbon_energy_kwh", "float", "CodeCarbon's own total over the window (wall-time models; reference "
+       "only)", unit="kWh"),
     _c("energy_duration_s", "float", "the tracker's own measured duration", unit="s"),
-    _c("cpu_power_w", "float", "CPU power the tracker reported", unit="W"),
+    _c("cpu_power_w", "float", "per-core CPU power of the model (CodeCarbon's TDP / cores), or RAPL's mean", unit="W"),
     _c("gpu_power_w", "float", "GPU power the tracker reported", unit="W"),
     _c("ram_power_w", "float", "RAM power the tracker reported", unit="W"),
     _c("tracking_mode", "str", "CodeCarbon tracking mode (process or machine)"),

@@ -10,6 +10,7 @@ disk, then renamed: a crash leaves either the complete old file, the complete ne
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import tempfile
@@ -23,7 +24,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lossbench import LossbenchError
+
 RUNS, HISTORY, RUNNING, SWEEPS, ERRORS = "runs", "history", "running", "sweeps", "errors"
+log = logging.getLogger(__name__)
 
 
 def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
@@ -61,12 +65,26 @@ def write_run(results_dir: Path, summary: dict[str, Any], history: list[dict[str
     return write_rows(results_dir / RUNS / f"{rid}.parquet", [summary])
 
 
+def _read(path: Path) -> pa.Table | None:
+    """One Parquet file, or None with a one-line warning when it cannot be read (truncated, not Parquet,
+    unreadable): a reader never crashes on one bad file, and the run it held counts as not done, so a
+    re-run redoes it and replaces the file."""
+    try:
+        return pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        log.warning("skipping unreadable result file %s (%s); re-running its command redoes that run",
+                    path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return None
+
+
 def read_run(results_dir: Path, rid: str) -> dict[str, Any] | None:
-    """The summary row of one run, or None when it has none (never run, or killed before the end)."""
+    """The summary row of one run, or None when it has none (never run, killed before the end, or an
+    unreadable file)."""
     path = results_dir / RUNS / f"{rid}.parquet"
     if not path.exists():
         return None
-    return pq.read_table(path).to_pylist()[0]
+    table = _read(path)
+    return table.to_pylist()[0] if table is not None and table.num_rows else None
 
 
 def is_completed(results_dir: Path, rid: str) -> bool:
@@ -74,9 +92,14 @@ def is_completed(results_dir: Path, rid: str) -> bool:
     return row is not None and row.get("status") == "completed"
 
 
-def write_error_log(results_dir: Path, rid: str, text: str) -> Path:
-    """The traceback of a failed run, next to the results: errors/<run_id>.log."""
-    return _atomic_write(results_dir / ERRORS / f"{rid}.log", lambda handle: handle.write(text.encode()))
+def write_error_log(results_dir: Path, rid: str, text: str) -> Path | None:
+    """The traceback of a failed run, next to the results: errors/<run_id>.log (None, with a warning,
+    when it cannot be written: the failed row matters more than its traceback)."""
+    try:
+        return _atomic_write(results_dir / ERRORS / f"{rid}.log", lambda handle: handle.write(text.encode()))
+    except OSError as exc:
+        log.warning("could not write the traceback of run %s (%s)", rid, exc.strerror or exc)
+        return None
 
 
 @contextmanager
@@ -86,10 +109,12 @@ def running_marker(results_dir: Path, rid: str, sweep: str | None) -> Iterator[P
     A SIGKILL leaves it behind: it then only shows up as stale in `lossbench status` and never
     blocks a re-run (only a completed row does).
     """
-    marker = write_json(
-        results_dir / RUNNING / f"{rid}.json",
-        {"run_id": rid, "sweep": sweep, "pid": os.getpid(), "host": socket.gethostname(), "started_at": time.time()},
-    )
+    marker = results_dir / RUNNING / f"{rid}.json"
+    try:
+        write_json(marker, {"run_id": rid, "sweep": sweep, "pid": os.getpid(), "host": socket.gethostname(),
+                            "started_at": time.time()})
+    except OSError as exc:  # advisory only: a full disk must not stop the run here
+        log.warning("could not write the running marker of run %s (%s)", rid, exc.strerror or exc)
     try:
         yield marker
     finally:
@@ -126,15 +151,36 @@ def write_manifest(results_dir: Path, sweep: str, command: str, run_ids: list[st
 
 
 def load_manifests(results_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted((results_dir / SWEEPS).glob("*.json"))]
+    """Sweep manifests; an unreadable one is named in a warning and skipped."""
+    manifests = []
+    for path in sorted((results_dir / SWEEPS).glob("*.json")):
+        try:
+            manifests.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            log.warning("skipping unreadable sweep manifest %s (%s)", path, exc)
+    return manifests
 
 
 def _load(folder: Path) -> pd.DataFrame:
-    files = sorted(folder.glob("*.parquet"))
-    if not files:
+    tables = [t for t in map(_read, sorted(folder.glob("*.parquet"))) if t is not None]
+    if not tables:
         return pd.DataFrame()
-    tables = [pq.read_table(f) for f in files]
     return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+
+
+def check_writable(path: Path, what: str) -> None:
+    """Raise LossbenchError (one line) unless files can be created under `path`: checked before a
+    run trains, so a finished run is never lost to an unwritable results folder. Leaves nothing behind."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise LossbenchError(f"{what}={path}: cannot write there ({existing} is not a folder)")
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".lossbench-probe-"):
+            pass
+    except OSError as exc:
+        raise LossbenchError(f"{what}={path}: cannot write there ({exc.strerror or exc})") from None
 
 
 def load_runs(path: str | os.PathLike[str]) -> pd.DataFrame:

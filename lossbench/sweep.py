@@ -12,6 +12,11 @@ within each seed, so slow drift in machine load does not line up with variants.
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +25,19 @@ from typing import Any
 from omegaconf import DictConfig
 
 from lossbench import store
-from lossbench.config import CONFIG_NAME, compose_run, conf_dir, search_overrides, split_hydra, sweep_jobs, validate
+from lossbench.config import (
+    CONFIG_NAME,
+    compose_run,
+    conf_dir,
+    search_overrides,
+    split_hydra,
+    sweep_jobs,
+    validate,
+)
 from lossbench.identity import RunIdentity, hash_id, run_identity
+
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class RunFlags:
@@ -84,6 +100,8 @@ def preflight(overrides: list[str], multirun: bool) -> list[Job]:
         identity = run_identity(cfg, choices)
         _, task_overrides = split_hydra(job_overrides)
         jobs.setdefault(identity.run_id, Job(task_overrides, cfg, choices, identity))
+    for results_dir in {job.results_dir for job in jobs.values()}:
+        store.check_writable(results_dir, "results_dir")
     ordered = list(jobs.values())
     ordered.sort(key=lambda job: job.identity.axes["seed"])  # stable: variants cycle within each seed
     return ordered
@@ -131,15 +149,17 @@ def launch(the_plan: Plan, multirun: bool) -> None:
     from hydra.core.plugins import Plugins
     from hydra.types import HydraContext, RunMode
 
-    task = _task_function(the_plan.launch, the_plan.sweep)
     GlobalHydra.instance().clear()
     hydra = Hydra.create_main_hydra2("lossbench", create_config_search_path(str(conf_dir())))
     try:
         if not multirun:
+            task = _task_function(the_plan.launch, the_plan.sweep, local=True)
             hydra.run(CONFIG_NAME, task, the_plan.launch[0].overrides + the_plan.hydra_overrides)
             return
         master = hydra.compose_config(CONFIG_NAME, the_plan.hydra_overrides, with_log_configuration=True,
                                       run_mode=RunMode.MULTIRUN)
+        local = "slurm" not in str(master.hydra.launcher.get("_target_", "")).lower()
+        task = _task_function(the_plan.launch, the_plan.sweep, local, _parallel_jobs(master.hydra.launcher))
         context = HydraContext(config_loader=hydra.config_loader, callbacks=Callbacks(master))
         launcher = Plugins.instance().instantiate_launcher(hydra_context=context, task_function=task, config=master)
         launcher.launch([job.overrides for job in the_plan.launch], initial_job_idx=0)
@@ -147,8 +167,15 @@ def launch(the_plan: Plan, multirun: bool) -> None:
         GlobalHydra.instance().clear()
 
 
-def _task_function(jobs: list[Job], sweep: str | None) -> Any:
-    """The function every launched job runs: train the preflight's config of job number `hydra.job.num`."""
+def _task_function(jobs: list[Job], sweep: str | None, local: bool, parallel_jobs: int = 1) -> Any:
+    """The function every launched job runs: train the preflight's config of job number `hydra.job.num`.
+
+    With a local launcher (joblib's loky workers, submitit_local's subprocesses) a job in a worker
+    process ends itself when the `lossbench run` that launched it is gone (SIGKILL, SIGTERM, Ctrl-C),
+    and does not start if it is gone already: no orphan keeps training and writing rows. SLURM jobs
+    belong to the cluster and outlive their submitter.
+    """
+    launcher = (os.getpid(), _started(os.getpid()))
 
     def task(cfg: DictConfig) -> None:  # Hydra passes its own composition; the preflight's is used
         from hydra.core.hydra_config import HydraConfig
@@ -156,11 +183,57 @@ def _task_function(jobs: list[Job], sweep: str | None) -> Any:
 
         from lossbench.run import execute
 
+        if local and os.getpid() != launcher[0]:
+            _exit_with_launcher(*launcher)
         num = OmegaConf.select(HydraConfig.get(), "job.num", default=0) if len(jobs) > 1 else 0
         job = jobs[num]
-        execute(job.cfg, job.choices, sweep=sweep, identity=job.identity)
+        execute(job.cfg, job.choices, sweep=sweep, identity=job.identity, parallel_jobs=parallel_jobs)
 
     return task
+
+
+def _parallel_jobs(launcher: DictConfig) -> int:
+    """How many jobs a local launcher runs at once on this host (joblib's n_jobs; -1 = one per CPU)."""
+    n_jobs = launcher.get("n_jobs")
+    if not isinstance(n_jobs, int):
+        return 1
+    return os.cpu_count() or 1 if n_jobs < 0 else max(1, n_jobs)
+
+
+def _started(pid: int) -> str | None:
+    """A process's start time (Linux /proc, field 22): with the pid it names one process, never a reused pid."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int, started: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return started is None or _started(pid) == started
+
+
+def _exit_with_launcher(pid: int, started: str | None, interval_s: float = 0.5) -> None:
+    """End this worker process now if the launcher is gone, else as soon as it goes (a daemon thread)."""
+
+    def end() -> None:
+        log.error("the lossbench run that launched this job (pid %d) is gone: ending job process %d", pid, os.getpid())
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if not _alive(pid, started):
+        end()
+
+    def watch() -> None:
+        while _alive(pid, started):
+            time.sleep(interval_s)
+        end()
+
+    threading.Thread(target=watch, name="lossbench-launcher-watch", daemon=True).start()
 
 
 def outcome(the_plan: Plan) -> Outcome:

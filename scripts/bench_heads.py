@@ -20,13 +20,18 @@ import subprocess
 
 import torch
 import torch.nn.functional as F
+from benchtools import (  # scripts/
+    in_fresh_process,
+    median_seconds,
+    memory_baseline,
+    peak_memory,
+    synchronizer,
+)
 from hydra.utils import instantiate
 
 from lossbench.config import compose_run, group_options
 from lossbench.distances.base import Distance
 from lossbench.models.heads import DistanceHead, LinearHead
-
-from benchtools import in_fresh_process, median_seconds, memory_baseline, peak_memory, synchronizer  # scripts/
 
 # (M rows, N features, V classes)
 CPU_SHAPES = ["512x256x2048", "256x2048x100", "1024x512x1000"]

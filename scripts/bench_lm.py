@@ -19,12 +19,17 @@ import subprocess
 
 import torch
 import torch.nn.functional as F
+from benchtools import (  # scripts/
+    in_fresh_process,
+    median_seconds,
+    memory_baseline,
+    peak_memory,
+    synchronizer,
+)
 
 from lossbench.config import compose_run, group_options
 from lossbench.data.text import token_splits
 from lossbench.run import build, build_model
-
-from benchtools import in_fresh_process, median_seconds, memory_baseline, peak_memory, synchronizer  # scripts/
 
 SIZES = {  # (n_layer, n_head, n_embd, block_size, batch, vocab)
     "cpu": (2, 4, 128, 128, 8, 2048),

@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from lossbench.config import compose_run
+from lossbench.cost.clock import process_cpu_seconds
+from lossbench.cost.energy import CodeCarbonTracker
 from lossbench.data.base import TensorLoader
-from lossbench.emissions import CodeCarbonTracker
 from lossbench.run import build, build_model, derived_seed
 
 log = logging.getLogger("bench_overhead")
@@ -49,12 +50,12 @@ def lossbench_epochs(cfg, model, data, seed: int) -> tuple[float, float, float]:
     sched = build(cfg, "optim.scheduler", opt, total_steps=trainer.planned_steps(data))
     tracker = CodeCarbonTracker()
     t0 = time.perf_counter()
-    tracker.start()
-    t1 = time.perf_counter()
+    tracker.start(torch.device("cpu"))
+    t1, cpu0 = time.perf_counter(), process_cpu_seconds()
     fit = trainer.fit(model, build(cfg, "loss.criterion"), opt, sched, data, torch.Generator().manual_seed(seed),
                       build(cfg, "task"))
     t2 = time.perf_counter()
-    energy = tracker.stop()
+    energy = tracker.stop(process_cpu_seconds() - cpu0 - tracker.own_cpu_seconds())
     t3 = time.perf_counter()
     assert energy["energy_kwh"] is not None, "tracker did not measure"
     eval_s = sum(row["eval_time_s"] for row in fit.history)

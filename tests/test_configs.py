@@ -7,9 +7,8 @@ import torch
 from hydra.utils import instantiate
 
 from lossbench import LossbenchError
-from lossbench.config import GROUPS, conf_dir, group_options
+from lossbench.config import GROUPS, conf_dir, group_options, validate
 from lossbench.data.base import Splits
-from lossbench.config import validate
 from lossbench.run import build, dry_build
 
 OFFLINE_DATASETS = ["digits", "mnist1d", "modadd", "spiral"]
@@ -38,7 +37,7 @@ def test_every_group_has_options_and_the_lists_are_complete():
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in group_options(g)])
 def test_option_composes_and_dry_builds(compose, group, option, tmp_path):
-    (tmp_path / "t.txt").write_text("some text " * 100)
+    (tmp_path / "t.txt").write_text("some text " * 400)
     for name in ("train.bin", "val.bin"):  # nanoGPT-format token files for openwebtext (experiment=paper_lm)
         torch.randint(0, 50257, (5000,), dtype=torch.int32).numpy().astype("uint16").tofile(tmp_path / name)
     lm = ["task=lm", f"dataset.path={tmp_path / 't.txt'}"] if (group, option) == ("dataset", "text_file") else (

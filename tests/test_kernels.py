@@ -17,10 +17,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from scipy.spatial.distance import cdist
+from test_distances import make
 
 from lossbench.distances import kernels
 from lossbench.distances.base import Distance
-from test_distances import make
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"

@@ -6,14 +6,12 @@ import math
 
 import pytest
 import torch
-
-from lossbench import emissions
-from lossbench.config import group_options
-from lossbench.run import build, build_model, execute
-from lossbench.store import load_history, load_runs
-
 from conftest import schema_gaps
 
+from lossbench.config import group_options
+from lossbench.cost import energy as emissions
+from lossbench.run import build, build_model, execute
+from lossbench.store import load_history, load_runs
 
 OFFLINE = [
     ("mnist1d", "mlp"), ("mnist1d", "cnn"), ("digits", "cnn"), ("spiral", "mlp"), ("modadd", "embedding_mlp"),
@@ -86,7 +84,14 @@ def test_codecarbon_energy_is_recorded(compose):
     s = outcome.summary
     assert s["energy_tracker"] == "codecarbon" and s["country_iso_code"] == "FRA"
     assert s["energy_kwh"] > 0 and s["emissions_kg"] > 0
-    assert s["energy_kwh"] == pytest.approx(s["cpu_energy_kwh"] + s["gpu_energy_kwh"] + s["ram_energy_kwh"])
+    # CPU run without RAPL: each part attributed by the process's CPU time (cost/energy.py)
+    assert (s["cpu_energy_source"], s["ram_energy_source"], s["gpu_energy_source"]) == ("model:cpu-time", "model:ram", "none")
+    assert s["gpu_energy_kwh"] is None
+    cores = len(__import__("os").sched_getaffinity(0))
+    assert s["cpu_energy_kwh"] == pytest.approx(s["cpu_time_s"] * s["cpu_power_w"] / 3.6e6, rel=1e-9)
+    assert s["ram_energy_kwh"] == pytest.approx(s["ram_power_w"] * s["cpu_time_s"] / cores / 3.6e6, rel=1e-9)
+    assert s["energy_kwh"] == pytest.approx(s["cpu_energy_kwh"] + s["ram_energy_kwh"], rel=1e-12)
+    assert s["emissions_kg"] == pytest.approx(s["energy_kwh"] * s["carbon_intensity_kg_per_kwh"], rel=1e-12)
 
 
 def test_a_broken_tracker_gives_null_energy_and_a_warning_not_a_crash(compose, monkeypatch, caplog):
@@ -107,7 +112,9 @@ def test_a_broken_tracker_gives_null_energy_and_a_warning_not_a_crash(compose, m
     monkeypatch.setattr(codecarbon, "OfflineEmissionsTracker", Silent)
     _, outcome = _run(compose, "tracker=codecarbon", "dataset=spiral", "backbone=mlp")
     assert outcome.summary["status"] == "completed"
-    assert all(outcome.summary[c] is None for c in emissions.ENERGY_COLUMNS if c != "energy_tracker")
+    sources = {c for c in emissions.ENERGY_COLUMNS if c.endswith("_source")}
+    assert sources and all(outcome.summary[c] == "none" for c in sources)
+    assert all(outcome.summary[c] is None for c in set(emissions.ENERGY_COLUMNS) - sources - {"energy_tracker"})
     assert "no measurement" in caplog.text
 
     class Broken(Silent):

@@ -65,3 +65,12 @@ def test_wheel_ships_the_config_tree(tmp_path):
     found = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(target)},
                            capture_output=True, text=True, check=True).stdout.strip()
     assert found == str(target / "lossbench" / "conf")
+
+
+def test_bench_parallel_prints_the_four_scenarios_with_threads():
+    out = _script("scripts/bench_parallel.py", "--backbone", "mlp", "--epochs", "1")
+    rows = {k: v for k, v in _rows(out).items() if k != "scenario"}
+    assert set(rows) == {"4-run grid, sequential", "4-run grid, joblib n_jobs=2", "1 run alone", "2 runs side by side"}
+    assert rows["4-run grid, joblib n_jobs=2"][2] == "1"  # one torch thread per job on 2 CPUs
+    for seconds, *_ in rows.values():
+        assert float(seconds.removesuffix(" s")) > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from lossbench.data.base import Splits, carve_validation
+from lossbench.ranges import NonNegativeInt, OpenFraction
 
 
 class Digits:
@@ -12,7 +13,8 @@ class Digits:
 
     kind = "labels"
 
-    def __init__(self, test_fraction: float = 0.2, val_fraction: float = 0.1, split_seed: int = 0) -> None:
+    def __init__(self, test_fraction: OpenFraction = 0.2, val_fraction: OpenFraction = 0.1,
+                 split_seed: NonNegativeInt = 0) -> None:
         self.test_fraction, self.val_fraction, self.split_seed = test_fraction, val_fraction, split_seed
 
     def check(self) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+from annotated_types import Ge
 
 from lossbench import SettingError
 from lossbench.data.base import Splits, carve_validation
+from lossbench.ranges import NonNegativeInt, OpenFraction
 
 
 class ModularAddition:
@@ -13,7 +17,8 @@ class ModularAddition:
 
     kind = "labels"
 
-    def __init__(self, p: int = 59, train_fraction: float = 0.5, val_fraction: float = 0.1, split_seed: int = 0) -> None:
+    def __init__(self, p: Annotated[int, Ge(2)] = 59, train_fraction: OpenFraction = 0.5, val_fraction: OpenFraction = 0.1,
+                 split_seed: NonNegativeInt = 0) -> None:
         if p < 2:
             raise SettingError(f"modadd needs p >= 2, got {p}")
         self.p, self.train_fraction, self.val_fraction, self.split_seed = p, train_fraction, val_fraction, split_seed

@@ -7,11 +7,15 @@ x = (r cos theta, r sin theta). Train, validation and test are draws with seeds 
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 import torch
+from annotated_types import Ge
 from torch import Tensor
 
 from lossbench.data.base import Splits
+from lossbench.ranges import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
 
 def make_spiral(
@@ -37,11 +41,11 @@ class Spiral:
 
     def __init__(
         self,
-        points_per_class: int = 100,
-        num_classes: int = 3,
-        revolutions: float = 4.0,
-        noise: float = 0.2,
-        generator_seed: int = 0,
+        points_per_class: PositiveInt = 100,
+        num_classes: Annotated[int, Ge(2)] = 3,
+        revolutions: PositiveFloat = 4.0,
+        noise: NonNegativeFloat = 0.2,
+        generator_seed: NonNegativeInt = 0,
     ) -> None:
         self.args = (points_per_class, num_classes, revolutions, noise)
         self.num_classes, self.generator_seed = num_classes, generator_seed

@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
+from annotated_types import Ge
 from torch import Tensor
 
 from lossbench import LossbenchError
 from lossbench.data.base import Splits
+from lossbench.ranges import PositiveInt
 
 
 @dataclass
@@ -96,21 +99,38 @@ class CharText:
 
     kind = "tokens"
 
-    def __init__(self, block_size: int = 128, eval_windows: int = 64) -> None:
+    def __init__(self, block_size: PositiveInt = 128, eval_windows: PositiveInt = 64) -> None:
         self.block_size, self.eval_windows = block_size, eval_windows
+
+    @property
+    def label(self) -> str:
+        """How error messages name this corpus."""
+        return type(self).__name__
 
     def text(self) -> str:
         raise NotImplementedError
 
     def check(self) -> None:
-        """Nothing to check by default: the text ships with Python."""
+        """Cheap checks before anything is written: the text reads and decodes, has at least 2 distinct
+        characters, and each 5 % split holds at least one window of block_size + 1 characters."""
+        self.validate(self.text())
+
+    def validate(self, text: str) -> None:
+        """Raise LossbenchError (one line) when `text` cannot be modelled with these settings."""
+        name = self.label
+        if len(set(text)) < 2:
+            raise LossbenchError(f"{name}: the text needs at least 2 distinct characters, it has {len(set(text))}")
+        smallest = min(int(0.95 * len(text)) - int(0.9 * len(text)), len(text) - int(0.95 * len(text)))
+        if smallest < self.block_size + 1:
+            raise LossbenchError(
+                f"{name}: {len(text)} characters are too few for dataset.block_size={self.block_size}: the 5 % "
+                f"validation and test splits need block_size + 1 = {self.block_size + 1} characters each, they get "
+                f"{smallest}; use a text of at least {20 * (self.block_size + 2)} characters or a smaller block_size")
 
     def load(self) -> TokenSplits:
-        self.check()
         text = self.text()
+        self.validate(text)
         chars = sorted(set(text))
-        if len(chars) < 2:
-            raise LossbenchError(f"{type(self).__name__}: the text needs at least 2 distinct characters")
         lookup = np.zeros(max(map(ord, chars)) + 1, dtype=np.int64)
         lookup[[ord(c) for c in chars]] = np.arange(len(chars))
         ids = lookup[np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)]
@@ -132,19 +152,27 @@ class BuiltinText(CharText):
 class TextFile(CharText):
     """Any UTF-8 text file, modelled character by character."""
 
-    def __init__(self, path: str, block_size: int = 128, eval_windows: int = 64) -> None:
+    def __init__(self, path: str, block_size: PositiveInt = 128, eval_windows: PositiveInt = 64) -> None:
         super().__init__(block_size, eval_windows)
         self.path = Path(path).expanduser()
 
-    def check(self) -> None:
-        if not self.path.is_file():
-            raise LossbenchError(f"text file not found: {self.path} (set dataset.path to a UTF-8 text file)")
+    @property
+    def label(self) -> str:
+        return f"dataset.path={self.path}"
 
     def text(self) -> str:
+        """The file's text; one-line errors for a missing, unreadable, undecodable or binary file."""
+        if not self.path.is_file():
+            raise LossbenchError(f"text file not found: {self.path} (set dataset.path to a UTF-8 text file)")
         try:
-            return self.path.read_text(encoding="utf-8")
+            text = self.path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
-            raise LossbenchError(f"{self.path} is not UTF-8 text: {exc}") from None
+            raise LossbenchError(f"dataset.path={self.path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        except OSError as exc:
+            raise LossbenchError(f"dataset.path={self.path} cannot be read ({exc.strerror})") from None
+        if "\x00" in text:
+            raise LossbenchError(f"dataset.path={self.path} looks binary (it contains NUL bytes), not text")
+        return text
 
 
 class OpenWebText:
@@ -154,7 +182,8 @@ class OpenWebText:
 
     kind = "tokens"
 
-    def __init__(self, root: str, block_size: int = 1024, eval_windows: int = 200, vocab_size: int = 50304) -> None:
+    def __init__(self, root: str, block_size: PositiveInt = 1024, eval_windows: PositiveInt = 200,
+                 vocab_size: Annotated[int, Ge(2)] = 50304) -> None:
         self.root, self.block_size = Path(root).expanduser(), block_size
         self.eval_windows, self.vocab_size = eval_windows, vocab_size
 
@@ -166,6 +195,10 @@ class OpenWebText:
                 f"a machine with internet with `python scripts/prepare_openwebtext.py --out {self.root}`, "
                 f"then point data_dir at that folder"
             )
+        tokens = {p.name: p.stat().st_size // 2 for p in (self.root / "train.bin", self.root / "val.bin")}
+        if tokens["train.bin"] <= self.block_size or tokens["val.bin"] // 2 <= self.block_size:
+            raise LossbenchError(f"openwebtext: train.bin ({tokens['train.bin']} tokens) and each half of val.bin "
+                                 f"({tokens['val.bin']} tokens) need more than dataset.block_size={self.block_size}")
 
     def load(self) -> TokenSplits:
         self.check()

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from lossbench import LossbenchError
 from lossbench.data.base import Splits, carve_validation
+from lossbench.ranges import NonNegativeInt, OpenFraction
 
 _NUM_CLASSES = {"MNIST": 10, "FashionMNIST": 10, "CIFAR10": 10, "CIFAR100": 100}
 
@@ -29,8 +30,8 @@ class TorchvisionDataset:
         root: str,
         download: bool = False,
         augment: bool = False,
-        val_fraction: float = 0.1,
-        split_seed: int = 0,
+        val_fraction: OpenFraction = 0.1,
+        split_seed: NonNegativeInt = 0,
     ) -> None:
         if name not in _NUM_CLASSES:
             raise LossbenchError(f"unknown torchvision dataset '{name}'; choose one of: {', '.join(_NUM_CLASSES)}")

@@ -25,6 +25,9 @@ class Distance(nn.Module):
     name: ClassVar[str]
     # False where d(x, x) > 0 by design (a smooth max sits t*log(N) above the true max)
     zero_on_diagonal: ClassVar[bool] = True
+    # FLOPs per (row, prototype, feature) term of the forward pass: each add, multiply, subtract,
+    # absolute value, power, comparison or division counts 1 (cost/flops.py uses it)
+    term_flops: ClassVar[int]
 
     def setup(self, in_features: int) -> None:
         """Create parameters that depend on the feature dimension (none by default)."""
@@ -37,6 +40,10 @@ class Distance(nn.Module):
         """The same distances in float64 without lossbench code (scipy, or numpy from the formula):
         the oracle of the test suite. Reads the metric's current parameters."""
         raise NotImplementedError
+
+    def flops(self, m: int, v: int, n: int) -> int:
+        """Forward FLOPs of `pairwise` on (m, n) rows and (v, n) prototypes: term_flops x m x v x n."""
+        return self.term_flops * m * v * n
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
         """pairwise(x, w) in float32 at least, outside any autocast region (so a bf16 language model's

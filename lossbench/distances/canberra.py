@@ -25,6 +25,7 @@ class CanberraDistance(Distance):
     """Weighted L1 where each coordinate's weight is 1 / (|x_k| + |w_k|); each term lies in [0, 1]."""
 
     name = "canberra"
+    term_flops = 7  # subtract, 3 absolute values, add, divide, add
 
     def pairwise(self, x: Tensor, w: Tensor) -> Tensor:
         if kernels.available(x):

@@ -13,6 +13,7 @@ class ChebyshevDistance(MinkowskiDistance):
     """max_k |x_k - w_k| (scipy 'chebyshev'); the gradient flows to the arg-max coordinate."""
 
     name = "chebyshev"
+    term_flops = 3  # subtract, absolute value, compare
 
     def __init__(self) -> None:
         super().__init__(p=math.inf)

@@ -13,15 +13,17 @@ from torch import Tensor
 from lossbench import SettingError
 from lossbench.distances.base import Distance
 from lossbench.distances.numerics import pairwise_reduce
+from lossbench.ranges import PositiveFloat
 
 
 class ChebyshevSmoothDistance(Distance):
     """t * logsumexp(|x - w| / t) over features; differentiable everywhere except x_k = w_k."""
 
     name = "chebyshev_smooth"
+    term_flops = 5  # subtract, absolute value, divide, exp, add
     zero_on_diagonal = False  # d(x, x) = t log N
 
-    def __init__(self, temperature: float = 0.1) -> None:
+    def __init__(self, temperature: PositiveFloat = 0.1) -> None:
         super().__init__()
         if temperature <= 0:
             raise SettingError(f"chebyshev_smooth needs temperature > 0, got {temperature}")

@@ -12,6 +12,7 @@ class CorrelationDistance(CosineDistance):
     """1 - Pearson correlation of x and w across features (scipy 'correlation')."""
 
     name = "correlation"
+    term_flops = 2  # a multiply-add per term
 
     def pairwise(self, x: Tensor, w: Tensor) -> Tensor:
         return super().pairwise(x - x.mean(1, keepdim=True), w - w.mean(1, keepdim=True))

@@ -12,14 +12,16 @@ from torch import Tensor
 
 from lossbench.distances.base import Distance
 from lossbench.distances.numerics import squared_euclidean
+from lossbench.ranges import PositiveFloat
 
 
 class CosineDistance(Distance):
     """1 - cosine similarity, in [0, 2]; `eps` floors the norms, so a zero vector is at distance 1."""
 
     name = "cosine"
+    term_flops = 2  # a multiply-add per term (matrix product of normalised vectors)
 
-    def __init__(self, eps: float = 1e-8) -> None:
+    def __init__(self, eps: PositiveFloat = 1e-8) -> None:
         super().__init__()
         self.eps = eps
 

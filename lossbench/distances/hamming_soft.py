@@ -15,14 +15,16 @@ from torch import Tensor
 from lossbench import SettingError
 from lossbench.distances.base import Distance
 from lossbench.distances.numerics import l1
+from lossbench.ranges import PositiveFloat
 
 
 class HammingSoftDistance(Distance):
     """mean over features of |sigmoid(x/t) - sigmoid(w/t)|, in [0, 1]."""
 
     name = "hamming_soft"
+    term_flops = 3  # an L1 reduction of squashed inputs
 
-    def __init__(self, temperature: float = 1.0) -> None:
+    def __init__(self, temperature: PositiveFloat = 1.0) -> None:
         super().__init__()
         if temperature <= 0:
             raise SettingError(f"hamming_soft needs temperature > 0, got {temperature}")

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from lossbench import SettingError
 from lossbench.distances.base import Distance
 from lossbench.distances.numerics import safe_sqrt, squared_euclidean
+from lossbench.ranges import PositiveInt
 
 
 class MahalanobisDistance(Distance):
@@ -21,8 +22,9 @@ class MahalanobisDistance(Distance):
     with U of shape (rank, N) initialised to 0 (a low-rank correction that stays positive definite)."""
 
     name = "mahalanobis"
+    term_flops = 2  # a multiply-add per term, plus the transform (flops)
 
-    def __init__(self, rank: int | None = None) -> None:
+    def __init__(self, rank: PositiveInt | None = None) -> None:
         super().__init__()
         if rank is not None and rank < 1:
             raise SettingError(f"mahalanobis rank must be >= 1 or null (full), got {rank}")
@@ -32,6 +34,12 @@ class MahalanobisDistance(Distance):
     def setup(self, in_features: int) -> None:
         init = torch.eye(in_features) if self.rank is None else torch.zeros(self.rank, in_features)
         self.factor = nn.Parameter(init)
+
+    def flops(self, m: int, v: int, n: int) -> int:
+        """The distance of the transformed vectors plus the transform of rows and prototypes (2 x n x k per
+        vector, k = n for the full factor, rank for the low-rank one)."""
+        k = n if self.rank is None else self.rank
+        return self.term_flops * m * v * (n if self.rank is None else n + k) + 2 * (m + v) * n * k
 
     def transform(self, x: Tensor) -> Tensor:
         """Map x (.., N) to coordinates where the metric is Euclidean: L x, or [x, U x] for low rank."""

@@ -14,6 +14,7 @@ class DiagonalMahalanobisDistance(Distance):
     """d = sqrt(sum_k s_k^2 (x_k - w_k)^2) with learnable per-feature scales s = exp(log_scale), init 1."""
 
     name = "mahalanobis_diagonal"
+    term_flops = 2  # a multiply-add per term (after scaling)
 
     def __init__(self) -> None:
         super().__init__()

@@ -11,6 +11,7 @@ class ManhattanDistance(MinkowskiDistance):
     """sum_k |x_k - w_k| (scipy 'cityblock')."""
 
     name = "manhattan"
+    term_flops = 3  # subtract, absolute value, add
 
     def __init__(self) -> None:
         super().__init__(p=1.0)

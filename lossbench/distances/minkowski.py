@@ -15,14 +15,16 @@ from lossbench import SettingError
 from lossbench.distances import kernels
 from lossbench.distances.base import Distance
 from lossbench.distances.numerics import l1, linf, pairwise_reduce, safe_power
+from lossbench.ranges import PositiveFloat
 
 
 class MinkowskiDistance(Distance):
     """(sum_k |x_k - w_k|^p)^(1/p) for p > 0 (scipy 'minkowski'; p < 1 is not a metric, p = inf is the max)."""
 
     name = "minkowski"
+    term_flops = 4  # subtract, absolute value, power, add
 
-    def __init__(self, p: float = 1.5) -> None:
+    def __init__(self, p: PositiveFloat = 1.5) -> None:
         super().__init__()
         if p <= 0:
             raise SettingError(f"minkowski needs p > 0, got {p}")

@@ -13,6 +13,7 @@ class SquaredEuclideanDistance(Distance):
     """d(x, w) = ||x - w||_2^2 (scipy 'sqeuclidean'); HarMax with exponent n on it equals 2n on Euclidean."""
 
     name = "sqeuclidean"
+    term_flops = 2  # a multiply-add per term
 
     def pairwise(self, x: Tensor, w: Tensor) -> Tensor:
         return squared_euclidean(x, w)

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from lossbench import SettingError
+from lossbench.ranges import NonNegativeFloat
 
 
 class Criterion(nn.Module):
@@ -44,7 +45,7 @@ class AuxZLoss(Criterion):
     """criterion + coefficient * mean(logsumexp(z)^2): the PaLM / ST-MoE auxiliary z-loss, an add-on
     that keeps logits normalised (not the spherical Z-loss of de Brebisson & Vincent)."""
 
-    def __init__(self, criterion: Criterion, coefficient: float = 0.0) -> None:
+    def __init__(self, criterion: Criterion, coefficient: NonNegativeFloat = 0.0) -> None:
         super().__init__()
         if coefficient < 0:
             raise SettingError(f"z_loss coefficient must be >= 0, got {coefficient}")

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from lossbench import SettingError
 from lossbench.losses.base import Criterion, nll
+from lossbench.ranges import NonNegativeFloat
 
 
 class CompSumLoss(Criterion):
@@ -21,7 +22,7 @@ class CompSumLoss(Criterion):
 
     name = "compsum"
 
-    def __init__(self, tau: float = 1.7) -> None:
+    def __init__(self, tau: NonNegativeFloat = 1.7) -> None:
         super().__init__()
         if tau < 0:
             raise SettingError(f"compsum tau must be >= 0, got {tau}")

@@ -7,9 +7,10 @@ label smoothing eps (Szegedy et al. 2016) the target is (1 - eps) e_y + eps / K.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import torch.nn.functional as F
+from annotated_types import Interval
 from torch import Tensor
 
 from lossbench import SettingError
@@ -26,7 +27,7 @@ class CrossEntropy(Criterion):
         """`ce`, or `ce_ls` when label smoothing is on (whichever yaml set it)."""
         return "ce_ls" if params.get("label_smoothing", 0.0) else "ce"
 
-    def __init__(self, label_smoothing: float = 0.0) -> None:
+    def __init__(self, label_smoothing: Annotated[float, Interval(ge=0, lt=1)] = 0.0) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
             raise SettingError(f"label_smoothing must be in [0, 1), got {label_smoothing}")

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from lossbench import SettingError
 from lossbench.losses.base import Criterion, nll
+from lossbench.ranges import NonNegativeFloat, PositiveFloat
 
 
 class SelfAdjustingDiceLoss(Criterion):
@@ -18,7 +19,7 @@ class SelfAdjustingDiceLoss(Criterion):
 
     name = "dice"
 
-    def __init__(self, alpha: float = 0.01, gamma: float = 1.0) -> None:
+    def __init__(self, alpha: NonNegativeFloat = 0.01, gamma: PositiveFloat = 1.0) -> None:
         super().__init__()
         if alpha < 0 or gamma <= 0:
             raise SettingError(f"dice needs alpha >= 0 and gamma > 0, got alpha={alpha}, gamma={gamma}")

@@ -10,14 +10,16 @@ Gamma never enters autograd.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
+from annotated_types import Ge
 from torch import Tensor
 
 from lossbench import SettingError
 from lossbench.losses.base import Criterion, nll, wide
+from lossbench.ranges import PositiveInt
 
 
 def class_weights(step: int, num_classes: int, amplitude: float, period: int, start_mid_period: bool = False) -> Tensor:
@@ -55,8 +57,9 @@ class DynamicalCrossEntropy(_Dynamical):
 
     name = "dce"
 
-    def __init__(self, amplitude: float = 70.0, period: int = 5000, static_last_period: bool = False,
-                 total_steps: int | None = None, start_mid_period: bool = False) -> None:
+    def __init__(self, amplitude: Annotated[float, Ge(1)] = 70.0, period: Annotated[int, Ge(2)] = 5000,
+                 static_last_period: bool = False, total_steps: PositiveInt | None = None,
+                 start_mid_period: bool = False) -> None:
         super().__init__(amplitude, period, static_last_period, total_steps, start_mid_period)
 
     def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
@@ -71,8 +74,8 @@ class DynamicalMSE(_Dynamical):
 
     name = "dmse"
 
-    def __init__(self, amplitude: float = 70.0, period: int = 5000, static_last_period: bool = False,
-                 total_steps: int | None = None, start_mid_period: bool = False,
+    def __init__(self, amplitude: Annotated[float, Ge(1)] = 70.0, period: Annotated[int, Ge(2)] = 5000,
+                 static_last_period: bool = False, total_steps: PositiveInt | None = None, start_mid_period: bool = False,
                  weighting: Literal["sample", "output"] = "sample") -> None:
         super().__init__(amplitude, period, static_last_period, total_steps, start_mid_period)
         self.weighting = weighting

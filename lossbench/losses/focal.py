@@ -6,6 +6,7 @@ from torch import Tensor
 
 from lossbench import SettingError
 from lossbench.losses.base import Criterion, nll
+from lossbench.ranges import NonNegativeFloat
 
 
 class FocalLoss(Criterion):
@@ -13,7 +14,7 @@ class FocalLoss(Criterion):
 
     name = "focal"
 
-    def __init__(self, gamma: float = 2.0) -> None:
+    def __init__(self, gamma: NonNegativeFloat = 2.0) -> None:
         super().__init__()
         if gamma < 0:
             raise SettingError(f"focal gamma must be >= 0, got {gamma}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from lossbench.losses.base import Criterion, wide
+from lossbench.ranges import NonNegativeFloat
 
 
 def _margins(logits: Tensor, target: Tensor, margin: float) -> Tensor:
@@ -20,7 +21,7 @@ class CrammerSingerHinge(Criterion):
 
     name = "hinge_cs"
 
-    def __init__(self, margin: float = 1.0) -> None:
+    def __init__(self, margin: NonNegativeFloat = 1.0) -> None:
         super().__init__()
         self.margin = margin
 
@@ -34,7 +35,7 @@ class WestonWatkinsHinge(Criterion):
 
     name = "hinge_ww"
 
-    def __init__(self, margin: float = 1.0) -> None:
+    def __init__(self, margin: NonNegativeFloat = 1.0) -> None:
         super().__init__()
         self.margin = margin
 

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from lossbench import SettingError
 from lossbench.losses.base import Criterion, wide
+from lossbench.ranges import NonNegativeFloat, PositiveFloat
 
 
 class LDRKLLoss(Criterion):
@@ -22,7 +23,7 @@ class LDRKLLoss(Criterion):
 
     name = "ldr_kl"
 
-    def __init__(self, lam: float = 10.0, margin: float = 0.1, normalize: bool = True) -> None:
+    def __init__(self, lam: PositiveFloat = 10.0, margin: NonNegativeFloat = 0.1, normalize: bool = True) -> None:
         super().__init__()
         if lam <= 0:
             raise SettingError(f"ldr_kl lam must be > 0, got {lam}")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from annotated_types import Ge
 from torch import Tensor
 
 from lossbench import SettingError
@@ -13,7 +16,7 @@ class Poly1Loss(Criterion):
 
     name = "poly1"
 
-    def __init__(self, epsilon: float = 1.0) -> None:
+    def __init__(self, epsilon: Annotated[float, Ge(-1)] = 1.0) -> None:
         super().__init__()
         if epsilon < -1:
             raise SettingError(f"poly1 epsilon must be >= -1, got {epsilon}")

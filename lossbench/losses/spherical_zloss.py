@@ -11,6 +11,7 @@ from torch import Tensor
 
 from lossbench import SettingError
 from lossbench.losses.base import Criterion, wide
+from lossbench.ranges import PositiveFloat
 
 
 class SphericalZLoss(Criterion):
@@ -18,7 +19,7 @@ class SphericalZLoss(Criterion):
 
     name = "zloss_spherical"
 
-    def __init__(self, a: float = 1.0, b: float = 1.0, eps: float = 1e-8) -> None:
+    def __init__(self, a: PositiveFloat = 1.0, b: float = 1.0, eps: PositiveFloat = 1e-8) -> None:
         super().__init__()
         if a <= 0:
             raise SettingError(f"zloss_spherical a must be > 0, got {a}")

@@ -5,10 +5,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from annotated_types import MinLen
 from torch import Tensor, nn
 
 from lossbench import LossbenchError
 from lossbench.models.mlp import require_real_inputs
+from lossbench.ranges import PositiveInt
 
 _LAYERS = {1: (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d, nn.AdaptiveAvgPool1d),
            2: (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d)}
@@ -18,7 +22,8 @@ class ConvNet(nn.Module):
     """One block per entry of `channels` (3x3 conv, BN, ReLU, 2x max-pool), global pool, linear to feature_dim."""
 
     def __init__(
-        self, input_shape: tuple[int, ...], channels: list[int], feature_dim: int = 128, vocab_size: int | None = None
+        self, input_shape: tuple[int, ...], channels: Annotated[list[PositiveInt], MinLen(1)], feature_dim: PositiveInt = 128,
+        vocab_size: int | None = None
     ) -> None:
         super().__init__()
         require_real_inputs("cnn", vocab_size)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from annotated_types import MinLen
 from torch import Tensor, nn
 
 from lossbench import LossbenchError
 from lossbench.models.mlp import mlp_layers
+from lossbench.ranges import PositiveInt
 
 
 class EmbeddingMLP(nn.Module):
@@ -14,8 +18,8 @@ class EmbeddingMLP(nn.Module):
     def __init__(
         self,
         input_shape: tuple[int, ...],
-        embed_dim: int,
-        widths: list[int],
+        embed_dim: PositiveInt,
+        widths: Annotated[list[PositiveInt], MinLen(1)],
         activation: str = "relu",
         vocab_size: int | None = None,
     ) -> None:

@@ -10,12 +10,15 @@ vocabulary, and the loss sees (batch * T) targets.
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
+from annotated_types import Interval
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from lossbench import SettingError
+from lossbench.ranges import PositiveInt
 
 
 class CausalSelfAttention(nn.Module):
@@ -59,11 +62,11 @@ class GPT(nn.Module):
         self,
         input_shape: tuple[int, ...],
         vocab_size: int | None,
-        n_layer: int = 4,
-        n_head: int = 4,
-        n_embd: int = 128,
-        block_size: int = 128,
-        dropout: float = 0.0,
+        n_layer: PositiveInt = 4,
+        n_head: PositiveInt = 4,
+        n_embd: PositiveInt = 128,
+        block_size: PositiveInt = 128,
+        dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.0,
         bias: bool = False,
         tie_embeddings: bool = False,
     ) -> None:

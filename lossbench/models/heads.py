@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from lossbench import SettingError
 from lossbench.distances.base import Distance
+from lossbench.ranges import PositiveFloat
 
 
 class LinearHead(nn.Module):
@@ -45,7 +46,8 @@ class DistanceHead(nn.Module):
     name = "harmonic"
 
     def __init__(
-        self, in_features: int, num_classes: int, distance: Distance, n: float | Literal["sqrt"] = 2.0, eps: float = 1e-6
+        self, in_features: int, num_classes: int, distance: Distance, n: PositiveFloat | Literal["sqrt"] = 2.0,
+        eps: PositiveFloat = 1e-6
     ) -> None:
         super().__init__()
         n = math.sqrt(in_features) if n == "sqrt" else n

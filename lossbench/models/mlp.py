@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
+from annotated_types import Interval, MinLen
 from torch import Tensor, nn
 
 from lossbench import LossbenchError
+from lossbench.ranges import PositiveInt
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
 
@@ -40,9 +43,9 @@ class MLP(nn.Module):
     def __init__(
         self,
         input_shape: tuple[int, ...],
-        widths: list[int],
+        widths: Annotated[list[PositiveInt], MinLen(1)],
         activation: str = "relu",
-        dropout: float = 0.0,
+        dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.0,
         vocab_size: int | None = None,
     ) -> None:
         super().__init__()

@@ -15,7 +15,7 @@ from lossbench.report.aggregate import GroupTable, aggregate, sweep_table
 from lossbench.report.catalogue import check_metric_names, columns_of, metrics_of, task_class, task_targets
 from lossbench.report.formats import FORMAT_ALIASES, WRITERS, sweep_markdown, to_markdown
 from lossbench.schema import BLOCKS
-from lossbench.store import load_history, load_runs
+from lossbench.store import check_writable, load_history, load_runs
 
 
 @dataclass
@@ -44,6 +44,9 @@ def build_report(
         raise LossbenchError(f"unknown format '{bad[0]}'; choose from: markdown (md), latex (tex), csv")
     if table != "all" and table.capitalize() not in BLOCKS:
         raise LossbenchError(f"unknown table '{table}'; choose one of: all, performance, interpretability, sustainability")
+    if out.exists() and not out.is_dir():
+        raise LossbenchError(f"--out {out}: exists and is not a folder; name a folder for the report")
+    check_writable(out, "--out")
     runs = load_runs(results_dir)
     if runs.empty:
         raise LossbenchError(f"no result rows under {results_dir / 'runs'}")

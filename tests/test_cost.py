@@ -1,0 +1,118 @@
+"""Cost figures that describe the run, not the machine: FLOPs against closed forms, CPU-time energy that a
+busy neighbour does not inflate, and threads per job."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from hydra.utils import instantiate
+from torch import nn
+
+from lossbench.config import compose_run, group_options
+from lossbench.cost.flops import step_flops
+from lossbench.losses.cross_entropy import CrossEntropy
+from lossbench.models.classifier import Classifier
+from lossbench.models.heads import DistanceHead, LinearHead
+from lossbench.store import load_runs
+from lossbench.tasks.classification import Classification
+
+M, N0, N, V = 37, 9, 16, 11  # rows, input width, feature width, classes
+
+
+def _step(head: nn.Module) -> int:
+    model = Classifier(nn.Linear(N0, N), head)
+    return step_flops(model, CrossEntropy(), Classification(), torch.randn(M, N0), torch.randint(0, V, (M,)))
+
+
+def test_linear_head_flops_equal_the_closed_form():
+    # backbone: forward 2 M N0 N, backward only dL/dW (inputs need no gradient) 2 M N0 N;
+    # linear head: forward 2 M N V, backward dL/dx and dL/dW: 4 M N V
+    assert _step(LinearHead(N, V)) == 4 * M * N0 * N + 6 * M * N * V
+
+
+def _distance(name: str):
+    cfg, _ = compose_run([f"distance={name}"])
+    return instantiate(cfg.distance)
+
+
+@pytest.mark.parametrize("name", group_options("distance"))
+def test_each_distance_head_is_counted_by_its_formula(name):
+    """The distance's declared forward FLOPs, x3 for forward + backward, replace what the counter saw inside
+    it (a matrix product counted twice would be wrong; an L1 kernel counted 0 would be too)."""
+    distance = _distance(name)
+    head = DistanceHead(N, V, distance)
+    assert distance.flops(M, V, N) > 0
+    assert _step(head) == 4 * M * N0 * N + 3 * distance.flops(M, V, N)
+
+
+def test_distance_formulas_by_hand():
+    assert _distance("euclidean").flops(M, V, N) == 2 * M * V * N  # one multiply-add per term (a matmul)
+    assert _distance("manhattan").flops(M, V, N) == 3 * M * V * N  # subtract, absolute value, add
+    assert _distance("braycurtis").flops(M, V, N) == 6 * M * V * N  # two L1 sums
+
+
+def lossbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lossbench", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=900)
+
+
+def test_run_flops_are_the_sum_over_its_micro_batches(tmp_path):
+    """spiral (240 training points, batch 64: 3 batches of 64 and one of 48 per epoch), MLP [32], 3 classes."""
+    proc = lossbench("run", "dataset=spiral", "backbone=mlp", "backbone.widths=[32]", "trainer.batch_size=64",
+                     "trainer.epochs=2", "tracker=off", f"results_dir={tmp_path / 'r'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    row = load_runs(tmp_path / "r").iloc[0]
+    sizes = Counter()
+    for _ in range(2):
+        full, rest = divmod(int(row.n_train), 64)
+        sizes[64] += full
+        sizes[rest] += 1 if rest else 0
+    per_row = 2 * 2 * 32 + 2 * 32 * 3  # forward FLOPs per example: layer 2->32, head 32->3
+    backward = 2 * 2 * 32 + 4 * 32 * 3  # dL/dW of layer 1 (no input gradient), dL/dx and dL/dW of the head
+    assert row.flops == sum(count * b * (per_row + backward) for b, count in sizes.items())
+
+
+def test_busy_neighbours_change_duration_not_flops_or_cpu_energy(tmp_path):
+    """The same run twice alone and twice beside two processes that keep both cores busy: FLOPs identical,
+    modelled CPU (and total) energy within +-15 % (mean of two runs each side); duration free to differ."""
+    args = ["run", "dataset=mnist1d", "backbone=cnn", "trainer.epochs=10", "threads=1", "tracker=codecarbon",
+            "trainer.progress=false"]
+
+    def runs(name: str) -> pd.DataFrame:
+        for i in range(2):
+            proc = lossbench(*args, f"results_dir={tmp_path / name}", f"seed={i}", cwd=tmp_path)
+            assert proc.returncode == 0, proc.stderr
+        return load_runs(tmp_path / name).sort_values("seed")
+
+    alone = runs("alone")
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        time.sleep(0.5)
+        loaded = runs("loaded")
+    finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait()
+    assert loaded.flops.tolist() == alone.flops.tolist() and set(loaded.threads) == set(alone.threads) == {1}
+    assert set(alone.cpu_energy_source) == set(loaded.cpu_energy_source) == {"model:cpu-time"}
+    assert loaded.cpu_energy_kwh.mean() == pytest.approx(alone.cpu_energy_kwh.mean(), rel=0.15)
+    assert loaded.energy_kwh.mean() == pytest.approx(alone.energy_kwh.mean(), rel=0.15)
+    intensity = (loaded.emissions_kg / loaded.energy_kwh).tolist() + (alone.emissions_kg / alone.energy_kwh).tolist()
+    assert max(intensity) == pytest.approx(min(intensity), rel=1e-9)
+
+
+def test_joblib_n_jobs_2_gives_each_job_one_thread(tmp_path):
+    proc = lossbench("run", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1", "backbone=mlp",
+                     "trainer.epochs=1", "tracker=off", "trainer.progress=false", f"results_dir={tmp_path / 'r'}",
+                     cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    runs = load_runs(tmp_path / "r")
+    cpus = len(__import__("os").sched_getaffinity(0))
+    assert len(runs) == 2 and set(runs.threads) == {max(1, cpus // 2)}
