@@ -93,6 +93,8 @@ def report(
                                           "(e.g. backbone.widths), one line per variant.")] = None,
     split: Annotated[str | None, typer.Option("--split", help="With --x: a config path that splits variants "
                                               "(e.g. loss.criterion.amplitude).")] = None,
+    baseline: Annotated[str | None, typer.Option("--baseline", help="Variant every other one is compared with, "
+                                          "paired by seed (default: ce).")] = None,
 ) -> None:
     """Three-way tables (performance / interpretability / sustainability) and figures from a results folder."""
     from lossbench.report import build_report
@@ -101,7 +103,7 @@ def report(
     split_list = lambda text: [t.strip() for t in text.split(",") if t.strip()]  # noqa: E731
     try:
         built = build_report(results_dir, out, split_list(group_by), split_list(metrics) if metrics else None,
-                             split_list(formats), table, x, split)
+                             split_list(formats), table, x, split, baseline)
     except LossbenchError as exc:
         _fail(str(exc))
     for t in built.tables:

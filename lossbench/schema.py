@@ -44,6 +44,7 @@ class Column:
     fmt: str = ".3f"
     present: Presence = "trained"
     per_split: bool = False
+    distance_heads_only: bool = False  # meaningless for a linear head: reports show n/a there
 
     @property
     def title(self) -> str:
@@ -189,8 +190,9 @@ PROBES = {c.name: c for c in [
        "(no agreed direction: shown, not ranked)", label="Eff. rank", block="Interpretability", fmt=".1f"),
     _c("nc1", "float", "neural-collapse NC1 = tr(S_W S_B^+) / C", label="NC1", block="Interpretability",
        higher_is_better=False),
-    _c("proto_alignment", "float", "mean cosine between each class prototype and its class-mean feature",
-       label="Proto. align.", block="Interpretability", higher_is_better=True),
+    _c("proto_alignment", "float", "mean cosine between each class prototype (a distance head's w_c) and its "
+       "class-mean feature; n/a in reports for linear heads, whose weight rows are not points in feature space",
+       label="Proto. align.", block="Interpretability", higher_is_better=True, distance_heads_only=True),
     _c("proto_norm_mean", "float", "mean L2 norm of the prototypes"),
     _c("proto_norm_std", "float", "std of the prototype norms"),
     _c("pc5_ev", "float", "explained variance of the first five PCs of hidden states", label="PC5 EV",

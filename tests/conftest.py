@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -40,3 +41,32 @@ def schema_gaps(row: dict, task, history=None, test_each_eval: bool = True) -> t
         return extra, missing, set(), set()
     declared = {c.name for c in history_columns(task.score_columns, task.train_score, test_each_eval)}
     return extra, missing, set(history.columns) - declared, declared - set(history.columns)
+
+
+# Tests that need a real service carry its marker. Where the service is missing they are deselected with the
+# reason printed, except in CI (CI=true), where .ci/run installs every service: there they run and fail.
+SERVICES = {
+    "gpu": (lambda: torch.cuda.is_available(), "no CUDA device"),
+    "latex": (lambda: shutil.which("pdflatex") is not None, "pdflatex not found (apt-get install texlive-latex-base "
+              "texlive-latex-recommended)"),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        return
+    missing = {name: reason for name, (present, reason) in SERVICES.items() if not present()}
+    keep, dropped = [], []
+    for item in items:
+        (dropped if any(item.get_closest_marker(name) for name in missing) else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+        config._lossbench_missing = {name: (reason, sum(1 for i in dropped if i.get_closest_marker(name)))
+                                     for name, reason in missing.items()}
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    for name, (reason, count) in getattr(config, "_lossbench_missing", {}).items():
+        if count:
+            terminalreporter.write_line(f"deselected {count} test(s) marked '{name}': {reason}")

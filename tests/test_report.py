@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import statistics
 import subprocess
@@ -60,7 +61,8 @@ def test_best_value_marking_respects_direction(results):
     for name, higher in (("test_acc", True), ("nc1", False), ("energy_kwh", False), ("grad_norm_cv", False)):
         ce, harmonic = table.mean.at["ce", name], table.mean.at["harmonic/euclidean", name]
         expected = "ce" if (ce > harmonic) == higher else "harmonic/euclidean"
-        assert best_variants(table, METRICS[name]) == {expected}
+        assert table.standings[name].best == expected
+        assert best_variants(table, METRICS[name]) <= {expected}  # bold only where significant (2 seeds: rarely)
 
 
 def test_report_writes_tables_figures_and_an_index(results, tmp_path):
@@ -77,8 +79,10 @@ def test_report_writes_tables_figures_and_an_index(results, tmp_path):
     for link in re.findall(r"\]\(([^)]+)\)", index):
         assert (out / link).exists(), link
     md = (out / "tables" / "spiral_mlp_all.md").read_text()
-    ce_acc = load_runs(results).query("loss == 'ce' and status == 'completed'").test_acc.mean()
-    assert f"{ce_acc:.4f}" in md
+    ce = load_runs(results).query("loss == 'ce' and status == 'completed'").test_acc
+    ce_acc, ce_std = ce.mean(), ce.std(ddof=1)
+    places = 1 - math.floor(math.log10(ce_std))  # two significant digits of the std set the decimal place
+    assert f"| ce | 2 | {ce_acc:.{places}f} ± {ce_std:.{places}f}" in md
     csv = pd.read_csv(out / "tables" / "spiral_mlp_all.csv").set_index("variant")
     assert csv.at["ce", "test_acc_mean"] == pytest.approx(ce_acc)
 

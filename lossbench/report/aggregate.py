@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from lossbench import LossbenchError
 from lossbench.identity import variant_of_legacy
+from lossbench.report.stats import Comparison, Standing, against_baseline, standing
 from lossbench.schema import BLOCKS, Column
 from lossbench.tasks.base import Task
 
@@ -24,7 +25,9 @@ Metric = Column
 
 @dataclass
 class GroupTable:
-    """One (dataset, backbone, ...) group: per-variant mean, std, seed count, failure counts, ranks."""
+    """One (dataset, backbone, ...) group: per-variant mean, std and seed count of every metric, failure
+    counts, per-seed values (for paired statistics), comparisons against the baseline, each ranked
+    metric's standing (best, bold, ties, significance ranks) and block ranks."""
 
     task: type[Task]
     metrics: list[Metric]
@@ -34,7 +37,12 @@ class GroupTable:
     n: pd.Series
     failed: pd.Series
     diverged: pd.Series
-    ranks: pd.DataFrame  # index: variant; columns: blocks
+    values: dict[str, pd.DataFrame] = field(default_factory=dict)  # metric -> (seed x variant)
+    baseline: str | None = None
+    comparisons: dict[str, list[Comparison]] = field(default_factory=dict)  # metric -> vs baseline
+    standings: dict[str, Standing] = field(default_factory=dict)  # ranked metrics only
+    ranks: pd.DataFrame = field(default_factory=pd.DataFrame)  # index: variant; columns: blocks
+    energy_sources: frozenset[str] = frozenset()  # cpu/gpu/ram sources of the rows' energy
 
     @property
     def slug(self) -> str:
@@ -43,6 +51,24 @@ class GroupTable:
     @property
     def title(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.key.items()) or "all runs"
+
+    @property
+    def modelled_energy(self) -> bool:
+        """Whether any energy figure in this group is a model rather than a measurement."""
+        return any(s.startswith("model:") for s in self.energy_sources)
+
+    def ranked(self, metric: Metric) -> bool:
+        """Ranked and bolded: has a direction and is not the checkpoint-selection score."""
+        return metric.higher_is_better is not None and metric.name not in selection_columns(self.task)
+
+
+def selection_columns(task: type[Task]) -> set[str]:
+    """Columns computed on the split that chose the checkpoint: shown, never ranked (the validation
+    score that selected the checkpoint, and perplexity derived from a selected NLL)."""
+    chosen = {f"val_{task.selection}"}
+    if task.selection == "nll":
+        chosen.add("val_ppl")
+    return chosen
 
 
 def variant_of(runs: pd.DataFrame) -> pd.Series:
@@ -54,8 +80,10 @@ def variant_of(runs: pd.DataFrame) -> pd.Series:
     return runs["variant"].where(runs["variant"].notna(), legacy)
 
 
-def aggregate(runs: pd.DataFrame, group_by: list[str], metrics: list[Metric], task: type[Task]) -> list[GroupTable]:
-    """Mean and sample std over seeds of every metric, per group and variant (completed runs only)."""
+def aggregate(runs: pd.DataFrame, group_by: list[str], metrics: list[Metric], task: type[Task],
+              baseline: str | None = "ce") -> list[GroupTable]:
+    """Per group and variant: mean and sample std over seeds of every metric (completed runs only), paired
+    comparisons against `baseline` and the standing of every ranked metric (stats.py)."""
     missing = [c for c in group_by if c not in runs.columns]
     if missing:
         raise LossbenchError(f"cannot group by '{missing[0]}'; columns include: dataset, backbone, optim, experiment")
@@ -67,6 +95,11 @@ def aggregate(runs: pd.DataFrame, group_by: list[str], metrics: list[Metric], ta
     names = [m.name for m in metrics]
     for name in names:
         done = done.assign(**{name: pd.to_numeric(done[name], errors="coerce")}) if name in done else done.assign(**{name: np.nan})
+    if "head" in done:  # prototype geometry is defined for distance heads only: not applicable to linear heads
+        linear = done["head"].eq("linear")
+        for m in metrics:
+            if m.distance_heads_only:
+                done.loc[linear, m.name] = np.nan
     tables = []
     for key, group in done.groupby(group_by, sort=True) if group_by else [((), done)]:
         key = key if isinstance(key, tuple) else (key,)
@@ -77,29 +110,45 @@ def aggregate(runs: pd.DataFrame, group_by: list[str], metrics: list[Metric], ta
         n = by_variant.size()
         failed = status.get("failed", pd.Series(0, index=status.index)).reindex(n.index, fill_value=0)
         diverged = status.get("diverged", pd.Series(0, index=status.index)).reindex(n.index, fill_value=0)
-        tables.append(GroupTable(task, metrics, dict(zip(group_by, map(str, key))), mean, std, n, failed, diverged,
-                                 _block_ranks(mean, metrics)))
+        table = GroupTable(task, metrics, dict(zip(group_by, map(str, key))), mean, std, n, failed, diverged)
+        table.values = {m: group.groupby(["seed", "variant"])[m].mean().unstack("variant") for m in names}
+        table.baseline = baseline if baseline in mean.index else None
+        if table.baseline is not None:
+            table.comparisons = {m: against_baseline(table.values[m], table.baseline) for m in names}
+        table.standings = {m.name: standing(table.values[m.name], bool(m.higher_is_better))
+                           for m in metrics if table.ranked(m)}
+        table.ranks = _block_ranks(table)
+        sources = [c for c in ("cpu_energy_source", "gpu_energy_source", "ram_energy_source") if c in group]
+        table.energy_sources = frozenset(s for c in sources for s in group[c].dropna().unique() if s != "none")
+        tables.append(table)
     return tables
 
 
-def _block_ranks(mean: pd.DataFrame, metrics: list[Metric]) -> pd.DataFrame:
-    """Rank of each variant per block: mean over the block's metrics of its per-metric rank (1 = best)."""
+def _block_ranks(table: GroupTable) -> pd.DataFrame:
+    """Rank of each variant per block: the mean over the block's ranked metrics of its significance rank
+    (1 + variants significantly better), ranked again with ties sharing the lower rank (1 = best)."""
     ranks = {}
     for block in BLOCKS:
-        cols = [m for m in metrics if m.block == block and m.higher_is_better is not None and mean[m.name].notna().any()]
-        if cols:
-            per_metric = pd.concat([mean[m.name].rank(ascending=not m.higher_is_better, method="min") for m in cols], axis=1)
-            ranks[block] = per_metric.mean(axis=1).rank(method="min")
-    return pd.DataFrame(ranks, index=mean.index)
+        per_metric = [pd.Series(table.standings[m.name].ranks, dtype=float) for m in table.metrics
+                      if m.block == block and m.name in table.standings and table.standings[m.name].ranks]
+        if per_metric:
+            ranks[block] = pd.concat(per_metric, axis=1).mean(axis=1).rank(method="min")
+    return pd.DataFrame(ranks, index=table.mean.index)
 
 
 def best_variants(table: GroupTable, metric: Metric) -> set[str]:
-    """Variants whose mean is the best of the column (direction-aware; ties all count)."""
-    col = table.mean[metric.name].dropna()
-    if col.empty or metric.higher_is_better is None:
+    """The variant shown in bold: the best mean when it is significantly better than every other variant
+    (Holm-corrected paired t-tests); none otherwise, or for metrics that are not ranked."""
+    st = table.standings.get(metric.name)
+    return {st.best} if st is not None and st.bold and st.best is not None else set()
+
+
+def tied_with_best(table: GroupTable, metric: Metric) -> set[str]:
+    """The best variant and the variants statistically tied with it (when the best is not bold)."""
+    st = table.standings.get(metric.name)
+    if st is None or st.best is None or st.bold:
         return set()
-    best = col.max() if metric.higher_is_better else col.min()
-    return set(col.index[np.isclose(col, best, rtol=1e-12, atol=0)])
+    return {st.best, *st.tied}
 
 
 def config_value(config_json: str, path: str) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lossbench import LossbenchError
-from lossbench.report.aggregate import GroupTable, aggregate, sweep_table
+from lossbench.report.aggregate import GroupTable, aggregate, sweep_table, variant_of
 from lossbench.report.catalogue import check_metric_names, columns_of, metrics_of, task_class, task_targets
 from lossbench.report.formats import FORMAT_ALIASES, WRITERS, sweep_markdown, to_markdown
 from lossbench.schema import BLOCKS
@@ -35,9 +35,11 @@ def build_report(
     table: str = "all",
     x: str | None = None,
     split: str | None = None,
+    baseline: str | None = None,
 ) -> Report:
     """Write tables (per task, group and format), figures and `index.md` under `out`; raise
-    LossbenchError (one line) on bad arguments or when there is nothing to report."""
+    LossbenchError (one line) on bad arguments or when there is nothing to report. Every variant is
+    compared with `baseline` (default: `ce`, where a group has it), paired by seed."""
     formats = formats or ["md", "tex", "csv"]
     bad = [f for f in formats if f not in FORMAT_ALIASES]
     if bad:
@@ -59,7 +61,11 @@ def build_report(
     for target, task_runs in runs.groupby("task_target", sort=True):
         metrics = metrics_of(tasks[target], metric_names, block)
         if metrics and task_runs.status.eq("completed").any():
-            tables += aggregate(task_runs, group_by, metrics, tasks[target])
+            tables += aggregate(task_runs, group_by, metrics, tasks[target], baseline or "ce")
+    variants = set(variant_of(runs[runs.status == "completed"]))
+    if baseline is not None and baseline not in variants and variants:
+        raise LossbenchError(f"--baseline {baseline}: no completed runs of that variant; choose one of: "
+                             f"{', '.join(sorted(variants))}")
     if not tables:
         first = next(iter(tasks.values()))
         aggregate(runs, group_by, metrics_of(first), first)  # raises: no completed runs (with the status counts)

@@ -1,6 +1,8 @@
-"""Report figures (matplotlib, PNG + PDF): headline-metric-vs-energy Pareto front (test accuracy, or
-validation perplexity for language models), radar over the paper's six axes of the task, gradient-norm
-and headline-metric curves from the history table."""
+"""Report figures (matplotlib, PNG + PDF), each with its uncertainty: a forest plot of every variant's
+paired difference against the baseline with 95 % CIs (the main figure), the headline metric vs energy
+with error bars (std over seeds) on both axes and the Pareto front of the means, a radar over the
+task's six paper axes (min-max normalised, each axis's range printed), and gradient-norm and
+headline-metric curves from the history table (shaded: std over seeds). Axes of modelled energy say so."""
 
 from __future__ import annotations
 
@@ -35,18 +37,21 @@ def pareto_figure(table: GroupTable, runs: pd.DataFrame, base: Path) -> dict[str
     rows = group_runs(runs, table).dropna(subset=["energy_kwh", y.name])
     if rows.empty:
         return {}
-    means = rows.groupby("variant")[["energy_kwh", y.name]].mean()
+    by_variant = rows.groupby("variant")[["energy_kwh", y.name]]
+    means, stds = by_variant.mean(), by_variant.std(ddof=1).fillna(0.0)
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     colors = dict(zip(means.index, plt.cm.tab20(np.linspace(0, 1, max(2, len(means))))))
     for variant, group in rows.groupby("variant"):
-        ax.scatter(group.energy_kwh, group[y.name], s=12, alpha=0.35, color=colors[variant])
+        ax.scatter(group.energy_kwh, group[y.name], s=10, alpha=0.3, color=colors[variant])
     for variant, point in means.iterrows():
-        ax.scatter(point.energy_kwh, point[y.name], s=50, color=colors[variant], edgecolor="black", zorder=3)
+        ax.errorbar(point.energy_kwh, point[y.name], xerr=stds.at[variant, "energy_kwh"], yerr=stds.at[variant, y.name],
+                    fmt="o", ms=6, color=colors[variant], mec="black", capsize=3, zorder=3)
         ax.annotate(variant, (point.energy_kwh, point[y.name]), fontsize=7, xytext=(4, 3), textcoords="offset points")
     sign = 1.0 if y.higher_is_better else -1.0
     front = pareto_front(means.assign(score=sign * means[y.name]), "energy_kwh", "score")
-    ax.step(front.energy_kwh, front[y.name], where="post", color="black", lw=1, label="Pareto front")
-    ax.set(xscale="log", xlabel="energy per run (kWh)", ylabel=y.title, title=table.title)
+    ax.step(front.energy_kwh, front[y.name], where="post", color="black", lw=1, label="Pareto front (means)")
+    ax.set(xscale="log", xlabel=f"energy per run (kWh{', modelled' if table.modelled_energy else ''}); "
+           "bars: std over seeds", ylabel=y.title, title=table.title)
     ax.legend(loc="best", fontsize=8)
     return _save(fig, base)
 
@@ -59,9 +64,10 @@ def radar_figure(table: GroupTable, base: Path) -> dict[str, Path]:
         return {}
     values = table.mean[axes].astype(float)
     lo, hi = values.min(), values.max()
+    catalogue = columns_of(table.task)
     norm = ((values - lo) / (hi - lo).replace(0, np.nan)).fillna(1.0)
     for a in axes:
-        if columns_of(table.task)[a].higher_is_better is False:
+        if catalogue[a].higher_is_better is False:
             norm[a] = 1.0 - norm[a]
     angles = np.linspace(0, 2 * np.pi, len(axes), endpoint=False).tolist()
     fig = plt.figure(figsize=(5.5, 5.5), layout="constrained")
@@ -71,10 +77,18 @@ def radar_figure(table: GroupTable, base: Path) -> dict[str, Path]:
         ax.plot(angles + angles[:1], vals + vals[:1], lw=1.2, label=variant)
         ax.fill(angles + angles[:1], vals + vals[:1], alpha=0.1)
     suffix = {True: "", False: " (inv.)", None: " (no direction)"}
-    catalogue = columns_of(table.task)
-    ax.set_xticks(angles, [catalogue[a].title + suffix[catalogue[a].higher_is_better] for a in axes], fontsize=8)
+    modelled = {"energy_kwh", "emissions_kg", "energy_per_point_kwh", "energy_per_mtok_kwh"}
+
+    def label(a: str) -> str:
+        name = catalogue[a].title + suffix[catalogue[a].higher_is_better]
+        if a in modelled and table.modelled_energy:
+            name += " (modelled)"
+        return f"{name}\n[{lo[a]:.3g} .. {hi[a]:.3g}]"
+
+    ax.set_xticks(angles, [label(a) for a in axes], fontsize=7)
     ax.set_yticks([0.25, 0.5, 0.75, 1.0], [], fontsize=6)
-    ax.set_title(table.title, fontsize=9)
+    ax.set_title(f"{table.title}\nmin-max normalised per axis across variants; [min .. max] of the means",
+                 fontsize=8)
     ax.legend(loc="upper right", bbox_to_anchor=(1.25, 1.1), fontsize=7)
     return _save(fig, base)
 
@@ -113,11 +127,44 @@ def sweep_figure(stats: pd.DataFrame, x: str, metric: Metric, base: Path) -> dic
     return _save(fig, base)
 
 
+def forest_figure(table: GroupTable, base: Path) -> dict[str, Path]:
+    """Difference against the baseline with its 95 % CI (paired t), one panel per ranked metric, one row
+    per variant; filled markers where the Holm-corrected paired t-test gives p < 0.05."""
+    metrics = [m for m in table.metrics if table.ranked(m) and table.comparisons.get(m.name)]
+    if table.baseline is None or not metrics:
+        return {}
+    variants = [c.variant for c in table.comparisons[metrics[0].name]]
+    cols = min(4, len(metrics))
+    rows_n = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(3.1 * cols, 0.45 * len(variants) * rows_n + 1.4),
+                             layout="constrained", squeeze=False, sharey=True)
+    for ax, m in zip(axes.flat, metrics):
+        for y, c in enumerate(table.comparisons[m.name]):
+            significant = c.p_t_holm < 0.05
+            ax.errorbar(c.mean_diff, y, xerr=[[c.mean_diff - c.ci_low], [c.ci_high - c.mean_diff]] if np.isfinite(c.ci_low)
+                        else None, fmt="o", color="C0" if significant else "0.45", mfc="C0" if significant else "white",
+                        capsize=3)
+        ax.axvline(0.0, color="black", lw=0.8)
+        better = {True: "→ better", False: "← better"}[bool(m.higher_is_better)]
+        modelled = " (modelled)" if m.block == "Sustainability" and "energy" in m.name and table.modelled_energy else ""
+        ax.set_title(f"{m.title}{modelled}\n{better}", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+    for ax in axes.flat[len(metrics):]:
+        ax.set_visible(False)
+    axes[0, 0].set_yticks(range(len(variants)), variants, fontsize=7)
+    axes[0, 0].invert_yaxis()
+    fig.suptitle(f"{table.title}: difference vs {table.baseline} (paired by seed, 95 % CI of the paired t-test; "
+                 "filled: Holm-corrected p < 0.05)", fontsize=8)
+    return _save(fig, base)
+
+
 def group_figures(table: GroupTable, runs: pd.DataFrame, history: pd.DataFrame, out: Path) -> dict[str, Path]:
     """All figures of one group; returns {description: path} for PNG and PDF files."""
     view = table.task.report
     headline = columns_of(table.task)[view.headline]
     made = {
+        f"differences vs {table.baseline} (forest plot, 95 % CI)": forest_figure(table, out / f"forest_{table.slug}"),
         f"Pareto front ({headline.title} vs energy)": pareto_figure(table, runs, out / f"pareto_{table.slug}"),
         "radar (six paper axes)": radar_figure(table, out / f"radar_{table.slug}"),
         "gradient norm over training": curve_figure(table, runs, history, "grad_norm_mean", "mean grad-norm",

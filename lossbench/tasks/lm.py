@@ -38,8 +38,8 @@ class LanguageModeling(Task):
     columns = (*(PROBES[n] for n in ("effective_rank", "pc5_ev", "proto_effective_rank", "proto_pc5_ev")),
                *(PER_UNIT[n] for n in ("train_tokens", "tokens_per_s", "energy_per_mtok_kwh", "emissions_per_mtok_kg")))
     report = ReportView(
-        metrics=("val_ppl", "train_ppl", "grad_norm_cv", "grad_spikes", "grad_clip_rate", "effective_rank", "pc5_ev",
-                 "proto_effective_rank", "proto_pc5_ev", "energy_kwh", "emissions_kg", "tokens_per_s",
+        metrics=("test_ppl", "val_ppl", "train_ppl", "grad_norm_cv", "grad_spikes", "grad_clip_rate", "effective_rank",
+                 "pc5_ev", "proto_effective_rank", "proto_pc5_ev", "energy_kwh", "emissions_kg", "flops", "tokens_per_s",
                  "energy_per_mtok_kwh"),
         radar=("val_ppl", "train_ppl", "grad_norm_cv", "effective_rank", "pc5_ev", "emissions_kg"),
         headline="val_ppl",
