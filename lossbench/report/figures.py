@@ -19,6 +19,10 @@ from lossbench.report.aggregate import GroupTable, Metric, group_runs, pareto_fr
 from lossbench.report.catalogue import columns_of  # noqa: E402
 
 
+# columns computed from energy: labelled "modelled" when any energy of the group is a model
+ENERGY_DERIVED = {"energy_kwh", "emissions_kg", "energy_per_point_kwh", "energy_per_mtok_kwh", "emissions_per_mtok_kg"}
+
+
 def _save(fig: plt.Figure, base: Path) -> dict[str, Path]:
     base.parent.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -77,11 +81,9 @@ def radar_figure(table: GroupTable, base: Path) -> dict[str, Path]:
         ax.plot(angles + angles[:1], vals + vals[:1], lw=1.2, label=variant)
         ax.fill(angles + angles[:1], vals + vals[:1], alpha=0.1)
     suffix = {True: "", False: " (inv.)", None: " (no direction)"}
-    modelled = {"energy_kwh", "emissions_kg", "energy_per_point_kwh", "energy_per_mtok_kwh"}
-
     def label(a: str) -> str:
         name = catalogue[a].title + suffix[catalogue[a].higher_is_better]
-        if a in modelled and table.modelled_energy:
+        if a in ENERGY_DERIVED and table.modelled_energy:
             name += " (modelled)"
         return f"{name}\n[{lo[a]:.3g} .. {hi[a]:.3g}]"
 
@@ -89,7 +91,7 @@ def radar_figure(table: GroupTable, base: Path) -> dict[str, Path]:
     ax.set_yticks([0.25, 0.5, 0.75, 1.0], [], fontsize=6)
     ax.set_title(f"{table.title}\nmin-max normalised per axis across variants; [min .. max] of the means",
                  fontsize=8)
-    ax.legend(loc="upper right", bbox_to_anchor=(1.25, 1.1), fontsize=7)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=7)
     return _save(fig, base)
 
 
@@ -130,7 +132,7 @@ def sweep_figure(stats: pd.DataFrame, x: str, metric: Metric, base: Path) -> dic
 def forest_figure(table: GroupTable, base: Path) -> dict[str, Path]:
     """Difference against the baseline with its 95 % CI (paired t), one panel per ranked metric, one row
     per variant; filled markers where the Holm-corrected paired t-test gives p < 0.05."""
-    metrics = [m for m in table.metrics if table.ranked(m) and table.comparisons.get(m.name)]
+    metrics = [m for m in table.metrics if table.ranked(m) and any(c.n for c in table.comparisons.get(m.name, []))]
     if table.baseline is None or not metrics:
         return {}
     variants = [c.variant for c in table.comparisons[metrics[0].name]]
@@ -146,7 +148,7 @@ def forest_figure(table: GroupTable, base: Path) -> dict[str, Path]:
                         capsize=3)
         ax.axvline(0.0, color="black", lw=0.8)
         better = {True: "→ better", False: "← better"}[bool(m.higher_is_better)]
-        modelled = " (modelled)" if m.block == "Sustainability" and "energy" in m.name and table.modelled_energy else ""
+        modelled = " (modelled)" if m.name in ENERGY_DERIVED and table.modelled_energy else ""
         ax.set_title(f"{m.title}{modelled}\n{better}", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
