@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import platform
-import socket
 import subprocess
 import sys
 from importlib import metadata
@@ -60,5 +59,4 @@ def provenance(device: torch.device) -> dict[str, Any]:
         "python_version": sys.version.split()[0],
         "device": str(device),
         "device_name": device_name(device),
-        "hostname": socket.gethostname(),
     }

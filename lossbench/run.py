@@ -155,9 +155,9 @@ def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
             outcome, history, scored = _train(cfg, device, Threads(cfg.threads, parallel_jobs, share))
         except Exception as exc:  # isolate the failure: record it, let the sweep go on
             error_log = store.write_error_log(results, rid, traceback.format_exc())  # None if it cannot be written
-            outcome, history, scored = ({"status": "failed", "error": f"{type(exc).__name__}: {exc}",
+            outcome, history, scored = ({"status": failure_status(exc), "error": f"{type(exc).__name__}: {exc}",
                                          "error_log": str(error_log) if error_log else None}, [], [])
-            log.error("run %s failed: %s (traceback: %s)", rid, outcome["error"], error_log)
+            log.error("run %s %s: %s (traceback: %s)", rid, outcome["status"], outcome["error"], error_log)
         summary: dict[str, Any] = {
             "run_id": rid,
             **axes,
@@ -165,6 +165,7 @@ def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
             **outcome,
             "wall_time_s": time.perf_counter() - t0,
             **provenance(device),
+            **store.where_it_runs(),
             "started_at": started.isoformat(),
             "finished_at": datetime.now(timezone.utc).isoformat(),
             "schema_version": SCHEMA_VERSION,
@@ -181,6 +182,35 @@ def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
         scores = "  ".join(f"{k} {summary[k]:.4f}" for k in scored)
         log.info("%s  %s  %.1fs  %s  -> %s", summary["status"], scores, summary["wall_time_s"], energy, path)
     return RunOutcome(summary, path)
+
+
+def record_unfinished(cfg: DictConfig, identity: RunIdentity, sweep: str | None, status: str, reason: str,
+                      where: dict[str, Any]) -> Path:
+    """The row of a run that ended without finishing on its own (a cancelled, timed-out or never submitted
+    cluster job): its identity, the status and reason, and where it ran, so that the sweep's summary and
+    `lossbench status` can say so; a re-run redoes it (only `completed` rows are skipped)."""
+    now = datetime.now(timezone.utc).isoformat()
+    summary = {
+        "run_id": identity.run_id, **identity.axes, "sweep": sweep, "status": status, "error": reason,
+        "error_log": where.get("job_log"), "wall_time_s": None, **provenance(torch.device("cpu")),
+        **{"host": None, "slurm_job_id": None, "slurm_array_task_id": None, "job_log": None, **where},
+        "device": str(cfg.device), "started_at": now, "finished_at": now, "schema_version": SCHEMA_VERSION,
+        "config_json": json.dumps(identity.config, sort_keys=True),
+    }
+    return store.write_run(Path(cfg.results_dir).expanduser(), summary, [])
+
+
+def failure_status(exc: BaseException) -> str:
+    """`failed`, or `timeout` / `preempted` when the exception is submitit's way of ending a job at its
+    time limit or on preemption (raised inside the run by its signal handler; matched by name so that
+    submitit is not imported here)."""
+    if type(exc).__name__ == "UncompletedJobError":
+        text = str(exc)
+        if "timed-out" in text or "timed out" in text:
+            return "timeout"
+        if "preempt" in text:
+            return "preempted"
+    return "failed"
 
 
 def _train(cfg: DictConfig, device: torch.device, threads: Threads) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:

@@ -85,11 +85,14 @@ IDENTITY = [
     _c("seed", "int", "run seed (backbone init, data order, dropout)", present="always"),
     _c("experiment", "str", "named grid the run belongs to (conf/experiment), or null", present="always"),
     _c("sweep", "str", "id of the sweep command that launched it, or null", present="always"),
-    _c("status", "str", "completed, diverged (non-finite training loss) or failed", present="always"),
+    _c("status", "str", "completed, diverged (non-finite training loss), failed, or how a cluster job ended "
+       "without a row of its own: cancelled, timeout, out_of_memory, node_fail, preempted, not_submitted",
+       present="always"),
 ]
 FAILURE = [
-    _c("error", "str", "the exception of a failed run, one line", present="failed"),
-    _c("error_log", "str", "path of the failed run's traceback (errors/<run_id>.log)", present="failed"),
+    _c("error", "str", "the exception of a failed run, or the SLURM state and reason, one line", present="failed"),
+    _c("error_log", "str", "path of the failed run's traceback (errors/<run_id>.log) or of its job's log",
+       present="failed"),
 ]
 LOSS_SCORE = _c("loss", "float", "the training criterion (target-weighted mean)", label="loss", per_split=True,
                 block="Performance", higher_is_better=False)
@@ -164,7 +167,10 @@ PROVENANCE = [
     _c("python_version", "str", "Python version", present="always"),
     _c("device", "str", "torch device of the run", present="always"),
     _c("device_name", "str", "GPU or CPU model", present="always"),
-    _c("hostname", "str", "machine that ran it", present="always"),
+    _c("host", "str", "machine that ran it", present="always"),
+    _c("slurm_job_id", "str", "SLURM job id (array job: <array job>_<task>), or null outside SLURM", present="always"),
+    _c("slurm_array_task_id", "str", "SLURM array task id, or null", present="always"),
+    _c("job_log", "str", "the submitit log folder of the job, or null outside SLURM", present="always"),
     _c("started_at", "str", "UTC start (ISO 8601)", present="always"),
     _c("finished_at", "str", "UTC end (ISO 8601)", present="always"),
     _c("schema_version", "int", "version of this schema the row follows", present="always"),
@@ -246,8 +252,9 @@ def history_columns(scores: Iterable[Column], train_score: Column, test_each_eva
 
 def check_row(row: dict[str, object], declared: Sequence[Column], status: str) -> tuple[set[str], set[str]]:
     """(undeclared columns in the row, declared columns the row misses) for a row of this status."""
+    trained = status in ("completed", "diverged")  # every other status (failed, cancelled, ...) did not finish
     expected = {c.name for c in declared if c.present == "always"
-                or (c.present == "trained" and status != "failed") or (c.present == "failed" and status == "failed")}
+                or (c.present == "trained" and trained) or (c.present == "failed" and not trained)}
     names = set(row)
     return names - {c.name for c in declared}, expected - names
 

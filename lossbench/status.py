@@ -7,9 +7,10 @@ from pathlib import Path
 import pandas as pd
 
 from lossbench import store
+from lossbench.cluster import UNFINISHED
 from lossbench.identity import variant_of_legacy
 
-STATES = ("done", "running", "failed", "diverged", "pending")
+STATES = ("done", "running", "failed", "diverged", "stopped", "pending")  # stopped: cancelled, timeout, ... by the cluster
 
 
 def sweep_status(results_dir: Path) -> str:
@@ -31,11 +32,13 @@ def sweep_status(results_dir: Path) -> str:
         counts = _counts(single, status, live)
         lines.append(f"{'-':<9} {len(single):>5} " + " ".join(f"{counts[s]:>8}" for s in STATES) + "  (single runs)")
 
-    problems = runs[runs.status.isin(["failed", "diverged"])] if not runs.empty else pd.DataFrame()
+    problems = runs[runs.status.isin(["failed", "diverged", *UNFINISHED])] if not runs.empty else pd.DataFrame()
     for row in problems.itertuples():
         error = getattr(row, "error", None)
         detail = error if isinstance(error, str) else "non-finite training loss"
         where = f" (log: {row.error_log})" if isinstance(getattr(row, "error_log", None), str) else ""
+        job = getattr(row, "slurm_job_id", None)
+        where += f" [SLURM job {job}]" if isinstance(job, str) else ""
         variant = row.variant if isinstance(getattr(row, "variant", None), str) else variant_of_legacy(row._asdict())
         lines.append(f"{row.status:<9} {row.run_id}  {row.dataset} {row.backbone} {variant} "
                      f"seed={row.seed}: {detail}{where}")
@@ -50,6 +53,7 @@ def _counts(run_ids: list[str], status: dict[str, str], live: set[str]) -> dict[
     counts = dict.fromkeys(STATES, 0)
     for rid in run_ids:
         st = status.get(rid)
-        state = {"completed": "done", "failed": "failed", "diverged": "diverged"}.get(st or "", None)
+        state = {"completed": "done", "failed": "failed", "diverged": "diverged",
+                 **dict.fromkeys(UNFINISHED, "stopped")}.get(st or "", None)
         counts[state or ("running" if rid in live else "pending")] += 1
     return counts

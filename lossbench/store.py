@@ -111,14 +111,28 @@ def running_marker(results_dir: Path, rid: str, sweep: str | None) -> Iterator[P
     """
     marker = results_dir / RUNNING / f"{rid}.json"
     try:
-        write_json(marker, {"run_id": rid, "sweep": sweep, "pid": os.getpid(), "host": socket.gethostname(),
-                            "started_at": time.time()})
+        write_json(marker, {"run_id": rid, "sweep": sweep, "pid": os.getpid(), "started_at": time.time(),
+                            **where_it_runs()})
     except OSError as exc:  # advisory only: a full disk must not stop the run here
         log.warning("could not write the running marker of run %s (%s)", rid, exc.strerror or exc)
     try:
         yield marker
     finally:
         marker.unlink(missing_ok=True)
+
+
+def where_it_runs() -> dict[str, Any]:
+    """Host, and under SLURM the job id, array task id and submitit log folder: what links a row or a
+    marker to its cluster job."""
+    env = os.environ
+    job = env.get("SLURM_ARRAY_JOB_ID") and f"{env['SLURM_ARRAY_JOB_ID']}_{env.get('SLURM_ARRAY_TASK_ID', '')}"
+    return {
+        "host": socket.gethostname(),
+        "slurm_job_id": job or env.get("SLURM_JOB_ID"),
+        "slurm_array_task_id": env.get("SLURM_ARRAY_TASK_ID"),
+        "job_log": env["SUBMITIT_FOLDER"].replace("%j", job or env.get("SLURM_JOB_ID", "")) if job or
+        env.get("SLURM_JOB_ID") and "SUBMITIT_FOLDER" in env else None,
+    }
 
 
 def load_markers(results_dir: Path) -> list[dict[str, Any]]:

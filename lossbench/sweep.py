@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
-from lossbench import store
+from lossbench import cluster, store
 from lossbench.config import (
     CONFIG_NAME,
     compose_run,
@@ -134,14 +134,22 @@ def run_command(overrides: list[str], multirun: bool, flags: RunFlags) -> Outcom
     if not multirun and the_plan.already_done:
         job = the_plan.jobs[0]
         return Outcome([f"run {job.run_id} already completed: skipped (--force re-runs it)  {job.identity.label}"], 0)
-    if the_plan.launch:
-        launch(the_plan, multirun)
-    return outcome(the_plan) if multirun else Outcome([], _single_exit_code(the_plan.jobs[0]))
+    stopped = launch(the_plan, multirun) if the_plan.launch else None
+    if stopped is not None:
+        record_unfinished(the_plan, stopped)
+    result = outcome(the_plan) if multirun else Outcome([], _single_exit_code(the_plan.jobs[0]))
+    if stopped is not None:
+        result.lines.insert(0, f"the launcher stopped: {stopped}")
+        result.exit_code = 1
+    return result
 
 
-def launch(the_plan: Plan, multirun: bool) -> None:
+def launch(the_plan: Plan, multirun: bool) -> str | None:
     """Hand the jobs to Hydra: `hydra.run` for a single run, the configured launcher (basic, joblib,
-    submitit) for a sweep, exactly as a Hydra app's own command line would."""
+    submitit) for a sweep, exactly as a Hydra app's own command line would. SLURM jobs are named after
+    the sweep and submitted in arrays no larger than the cluster's MaxArraySize. A launcher that stops
+    (a cancelled or timed-out job, a rejected submission) is returned as one line, not raised: the
+    summary then says what became of every run."""
     from hydra._internal.callbacks import Callbacks
     from hydra._internal.hydra import Hydra
     from hydra._internal.utils import create_config_search_path
@@ -156,15 +164,56 @@ def launch(the_plan: Plan, multirun: bool) -> None:
             task = _task_function(the_plan.launch, the_plan.sweep, local=True)
             hydra.run(CONFIG_NAME, task, the_plan.launch[0].overrides + the_plan.hydra_overrides)
             return
-        master = hydra.compose_config(CONFIG_NAME, the_plan.hydra_overrides, with_log_configuration=True,
-                                      run_mode=RunMode.MULTIRUN)
-        local = "slurm" not in str(master.hydra.launcher.get("_target_", "")).lower()
-        task = _task_function(the_plan.launch, the_plan.sweep, local, _parallel_jobs(master.hydra.launcher))
+        master = hydra.compose_config(CONFIG_NAME, the_plan.launch[0].overrides + the_plan.hydra_overrides,
+                                      with_log_configuration=True, run_mode=RunMode.MULTIRUN)
+        slurm = "slurm" in str(master.hydra.launcher.get("_target_", "")).lower()
+        if "name" in master.hydra.launcher:
+            with open_dict(master):
+                master.hydra.launcher.name = f"lossbench-{the_plan.sweep}"
+        task = _task_function(the_plan.launch, the_plan.sweep, not slurm, _parallel_jobs(master.hydra.launcher))
         context = HydraContext(config_loader=hydra.config_loader, callbacks=Callbacks(master))
         launcher = Plugins.instance().instantiate_launcher(hydra_context=context, task_function=task, config=master)
-        launcher.launch([job.overrides for job in the_plan.launch], initial_job_idx=0)
+        overrides = [job.overrides for job in the_plan.launch]
+        size = cluster.max_array_size() if slurm else len(overrides)
+        for start in range(0, len(overrides), size):
+            try:
+                launcher.launch(overrides[start:start + size], initial_job_idx=start)
+            except Exception as exc:  # noqa: BLE001 - whatever the launcher raises, the rows tell what happened
+                return f"{type(exc).__name__}: {_first_line(exc)}"
+        return None
     finally:
         GlobalHydra.instance().clear()
+
+
+def record_unfinished(the_plan: Plan, stopped: str) -> None:
+    """After a launcher stopped: wait for the sweep's other cluster jobs to end, then write a row for every
+    launched run without one. A run that started has a running marker naming its SLURM job, whose
+    accounting says how it ended; one that never started was not submitted (or cancelled while queued),
+    with the launcher's message as the reason."""
+    from lossbench.run import record_unfinished as write_row
+
+    cluster.wait_for_jobs(f"lossbench-{the_plan.sweep}")
+    markers: dict[tuple[str, str], dict[str, Any]] = {}
+    for results_dir in {job.results_dir for job in the_plan.launch}:
+        markers.update({(m["run_id"], str(results_dir)): m for m in store.load_markers(results_dir)})
+    for job in the_plan.launch:
+        if store.read_run(job.results_dir, job.run_id) is not None:
+            continue
+        marker = markers.get((job.run_id, str(job.results_dir)), {})
+        if marker.get("slurm_job_id"):
+            status, reason = cluster.job_state(str(marker["slurm_job_id"]), marker.get("job_log"))
+        else:
+            status, reason = "not_submitted", stopped
+        where = {k: marker.get(k) for k in ("host", "slurm_job_id", "slurm_array_task_id", "job_log")}
+        write_row(job.cfg, job.identity, the_plan.sweep, status, reason, where)
+        (job.results_dir / store.RUNNING / f"{job.run_id}.json").unlink(missing_ok=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The most telling line of an exception's message (sbatch's own error when there is one)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or [type(exc).__name__])[-1 if errors else 0][:300]
 
 
 def _task_function(jobs: list[Job], sweep: str | None, local: bool, parallel_jobs: int = 1) -> Any:
@@ -241,15 +290,18 @@ def outcome(the_plan: Plan) -> Outcome:
     rows = {j.run_id: store.read_run(j.results_dir, j.run_id) for j in the_plan.jobs}
     status = {rid: (row or {}).get("status", "missing") for rid, row in rows.items()}
     counts = Counter(status.values())
-    parts = [f"{counts[s]} {s}" for s in ("completed", "diverged", "failed", "missing") if counts[s]]
+    parts = [f"{counts[s]} {s}" for s in ("completed", "diverged", "failed", *cluster.UNFINISHED, "missing")
+             if counts[s]]
     skipped = f" ({len(the_plan.already_done)} already done, skipped)" if the_plan.already_done else ""
     lines = [f"{len(the_plan.jobs)} runs: {', '.join(parts)}{skipped}"]
     for job in the_plan.jobs:
         st = status[job.run_id]
         if st != "completed":
-            detail = (rows[job.run_id] or {}).get("error") or {"diverged": "non-finite training loss",
-                                                               "missing": "no result row (killed?)"}.get(st, "")
-            lines.append(f"  {st:<9} {job.run_id}  {job.identity.label}  {detail}")
+            row = rows[job.run_id] or {}
+            detail = row.get("error") or {"diverged": "non-finite training loss",
+                                          "missing": "no result row (killed?)"}.get(st, "")
+            where = f"  [SLURM job {row['slurm_job_id']}]" if row.get("slurm_job_id") else ""
+            lines.append(f"  {st:<9} {job.run_id}  {job.identity.label}  {detail}{where}")
     return Outcome(lines, 0 if counts["completed"] == len(the_plan.jobs) else 1)
 
 

@@ -49,7 +49,18 @@ SERVICES = {
     "gpu": (lambda: torch.cuda.is_available(), "no CUDA device"),
     "latex": (lambda: shutil.which("pdflatex") is not None, "pdflatex not found (apt-get install texlive-latex-base "
               "texlive-latex-recommended)"),
+    "slurm": (lambda: _slurm_up(), "no SLURM cluster answers sinfo (start one: bash scripts/slurm_local_cluster.sh)"),
 }
+
+
+def _slurm_up() -> bool:
+    import subprocess
+
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and any(s in out.stdout for s in ("idle", "mix", "alloc"))
 
 
 def pytest_collection_modifyitems(config, items):

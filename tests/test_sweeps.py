@@ -70,7 +70,7 @@ def test_failing_and_diverging_runs_are_recorded_and_the_rest_complete(tmp_path)
     status = subprocess.run([sys.executable, "-m", "lossbench", "status", str(tmp_path / "results")],
                             capture_output=True, text=True, check=True).stdout
     sweep_line = status.splitlines()[1].split()
-    assert sweep_line[1:7] == ["4", "1", "0", "2", "1", "0"]  # runs done running failed diverged pending
+    assert sweep_line[1:8] == ["4", "1", "0", "2", "1", "0", "0"]  # runs done running failed diverged stopped pending
     assert status.count("failed    ") == 2 and "diverged  " in status
 
 
@@ -102,7 +102,7 @@ def test_joblib_workers_in_parallel_lose_no_row(tmp_path):
     assert proc.returncode == 0, proc.stderr
     runs = load_runs(tmp_path / "results")
     assert len(runs) == 4 and runs.run_id.is_unique and (runs.status == "completed").all()
-    assert runs.hostname.nunique() == 1 and "4 runs: 4 completed" in proc.stderr
+    assert runs.host.nunique() == 1 and "4 runs: 4 completed" in proc.stderr
 
 
 def test_submitit_local_jobs_report_lossbench_status_not_the_launchers(tmp_path):

@@ -18,7 +18,6 @@ import pandas as pd  # noqa: E402
 from lossbench.report.aggregate import GroupTable, Metric, group_runs, pareto_front  # noqa: E402
 from lossbench.report.catalogue import columns_of  # noqa: E402
 
-
 # columns computed from energy: labelled "modelled" when any energy of the group is a model
 ENERGY_DERIVED = {"energy_kwh", "emissions_kg", "energy_per_point_kwh", "energy_per_mtok_kwh", "emissions_per_mtok_kg"}
 
