@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Stand up a one-node SLURM cluster on this machine (Debian/Ubuntu, root): munge, MariaDB + slurmdbd
 # (submitit polls sacct, so accounting is required), slurmctld and slurmd, one partition `debug` with
-# every CPU of the machine. Works without systemd and without cgroups (containers, CI). Idempotent:
-# daemons already running are left alone. Try a sweep on it with
+# every CPU of the machine. Works without systemd and without cgroups (containers, CI). Idempotent: a
+# daemon that answers is left alone, one that does not is started (stale pid and lock files of killed
+# daemons are overridden). Try a sweep on it with
 #     lossbench run -m hydra/launcher=slurm_cpu seed=0,1
 # Stop it with: scripts/slurm_local_cluster.sh stop
 # Settings: MAX_ARRAY_SIZE (default 4, small on purpose: lossbench splits larger grids into several arrays,
@@ -38,13 +39,14 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
 [ -s /etc/munge/munge.key ] || dd if=/dev/urandom of=/etc/munge/munge.key bs=1 count=1024 2>/dev/null
 chown munge:munge /etc/munge/munge.key; chmod 400 /etc/munge/munge.key
 install -d -o munge -g munge -m 0755 /run/munge
-pgrep -x munged >/dev/null || runuser -u munge -- /usr/sbin/munged
+answers() { "$@" >/dev/null 2>&1; }
+answers sh -c 'munge -n | unmunge' || runuser -u munge -- /usr/sbin/munged --force
 wait_for 30 munge sh -c 'munge -n | unmunge'
 
 # MariaDB + slurmdbd
 install -d -o mysql -g mysql -m 0755 /run/mysqld
 [ -d /var/lib/mysql/mysql ] || mariadb-install-db --user=mysql --datadir=/var/lib/mysql >/dev/null
-pgrep -x mariadbd >/dev/null || { runuser -u mysql -- /usr/sbin/mariadbd --datadir=/var/lib/mysql \
+answers mariadb -uroot -e 'select 1' || { runuser -u mysql -- /usr/sbin/mariadbd --datadir=/var/lib/mysql \
     --socket=/run/mysqld/mysqld.sock --bind-address=127.0.0.1 --skip-log-bin >/var/log/mariadbd.log 2>&1 & }
 wait_for 60 mariadb mariadb -uroot -e 'select 1'
 mariadb -uroot -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db;
@@ -65,7 +67,7 @@ LogFile=/var/log/slurm/slurmdbd.log
 PidFile=/run/slurm/slurmdbd.pid
 CONF
 chown slurm:slurm /etc/slurm/slurmdbd.conf; chmod 600 /etc/slurm/slurmdbd.conf
-pgrep -x slurmdbd >/dev/null || slurmdbd
+answers bash -c 'echo > /dev/tcp/127.0.0.1/6819' || slurmdbd
 wait_for 60 slurmdbd bash -c 'echo > /dev/tcp/127.0.0.1/6819'
 
 # slurm.conf: no cgroups (proctrack/linuxproc, task/none), cons_tres, one partition "debug"
@@ -97,7 +99,8 @@ MaxArraySize=${MAX_ARRAY_SIZE:-4}
 NodeName=${HOST} CPUs=${CPUS} RealMemory=${MEM} State=UNKNOWN
 PartitionName=debug Nodes=${HOST} Default=YES MaxTime=60 State=UP
 CONF
-if pgrep -x slurmctld >/dev/null; then scontrol reconfigure; else slurmctld -i; fi
+if answers scontrol ping && scontrol ping | grep -q UP; then scontrol reconfigure; else slurmctld -i; fi
+wait_for 30 slurmctld sh -c 'scontrol ping | grep -q UP'
 pgrep -x slurmd >/dev/null || slurmd
 wait_for 90 "slurmd (idle node)" sh -c 'sinfo -h -o %T | grep -qx idle'
 sinfo
