@@ -30,14 +30,24 @@ RUNS, HISTORY, RUNNING, SWEEPS, ERRORS = "runs", "history", "running", "sweeps",
 log = logging.getLogger(__name__)
 
 
+def _file_mode() -> int:
+    """The mode a plain new file gets under the process's umask (mkstemp's temp files are 0600, which
+    would hide results from collaborators on a shared results folder)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Write through `write(handle)` to a temp file beside `path`, fsync, then rename over `path`."""
+    """Write through `write(handle)` to a temp file beside `path`, fsync, then rename over `path`; the
+    file gets the mode the umask gives a new file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.stem}-", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
+            os.fchmod(handle.fileno(), _file_mode())
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -53,3 +53,13 @@ def test_write_run_writes_history_and_summary(tmp_path):
 
 def test_empty_results_folder_loads_as_empty_frame(tmp_path):
     assert store.load_runs(tmp_path).empty
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_result_files_follow_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        path = store.write_rows(tmp_path / "runs" / "a.parquet", [{"run_id": "a"}])
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == mode
