@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import resource
 import threading
+from pathlib import Path
 
 import torch
 
@@ -22,7 +23,7 @@ def thread_cpu_seconds(native_ids: set[int]) -> float:
     total = 0.0
     for tid in native_ids:
         try:
-            fields = open(f"/proc/self/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+            fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
