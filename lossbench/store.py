@@ -135,13 +135,14 @@ def where_it_runs() -> dict[str, Any]:
     """Host, and under SLURM the job id, array task id and submitit log folder: what links a row or a
     marker to its cluster job."""
     env = os.environ
-    job = env.get("SLURM_ARRAY_JOB_ID") and f"{env['SLURM_ARRAY_JOB_ID']}_{env.get('SLURM_ARRAY_TASK_ID', '')}"
+    array = env.get("SLURM_ARRAY_JOB_ID")
+    job = f"{array}_{env.get('SLURM_ARRAY_TASK_ID', '')}" if array else env.get("SLURM_JOB_ID")
+    folder = env.get("SUBMITIT_FOLDER")  # submitit's log folder pattern, with %j for the job id
     return {
         "host": socket.gethostname(),
-        "slurm_job_id": job or env.get("SLURM_JOB_ID"),
+        "slurm_job_id": job,
         "slurm_array_task_id": env.get("SLURM_ARRAY_TASK_ID"),
-        "job_log": env["SUBMITIT_FOLDER"].replace("%j", job or env.get("SLURM_JOB_ID", "")) if job or
-        env.get("SLURM_JOB_ID") and "SUBMITIT_FOLDER" in env else None,
+        "job_log": folder.replace("%j", job) if folder and job else None,
     }
 
 
@@ -153,12 +154,13 @@ def load_markers(results_dir: Path) -> list[dict[str, Any]]:
             marker = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        marker["alive"] = marker.get("host") != socket.gethostname() or _pid_alive(int(marker.get("pid", -1)))
+        marker["alive"] = marker.get("host") != socket.gethostname() or pid_alive(int(marker.get("pid", -1)))
         markers.append(marker)
     return markers
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

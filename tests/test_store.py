@@ -63,3 +63,18 @@ def test_result_files_follow_the_umask(tmp_path, umask, mode):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == mode
+
+
+@pytest.mark.parametrize("env,job,log", [
+    ({}, None, None),
+    ({"SLURM_JOB_ID": "42"}, "42", None),  # sbatch without submitit: no log folder, and no KeyError
+    ({"SLURM_ARRAY_JOB_ID": "7", "SLURM_ARRAY_TASK_ID": "3"}, "7_3", None),
+    ({"SLURM_ARRAY_JOB_ID": "7", "SLURM_ARRAY_TASK_ID": "3", "SUBMITIT_FOLDER": "/logs/%j"}, "7_3", "/logs/7_3"),
+])
+def test_where_it_runs_reads_slurm_and_submitit_from_the_environment(monkeypatch, env, job, log):
+    for key in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SUBMITIT_FOLDER"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    where = store.where_it_runs()
+    assert (where["slurm_job_id"], where["job_log"]) == (job, log)
