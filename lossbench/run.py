@@ -145,7 +145,7 @@ def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
     launcher runs at once on this host (cost/threads.py divides the CPUs by it).
     """
     identity = identity or run_identity(cfg, choices)
-    rid, data_cfg, axes = identity.run_id, identity.config, identity.axes
+    rid, axes = identity.run_id, identity.axes
     results = Path(cfg.results_dir).expanduser()
     device = resolve_device(cfg.device)
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
@@ -158,19 +158,7 @@ def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
             outcome, history, scored = ({"status": failure_status(exc), "error": f"{type(exc).__name__}: {exc}",
                                          "error_log": str(error_log) if error_log else None}, [], [])
             log.error("run %s %s: %s (traceback: %s)", rid, outcome["status"], outcome["error"], error_log)
-        summary: dict[str, Any] = {
-            "run_id": rid,
-            **axes,
-            "sweep": sweep,
-            **outcome,
-            "wall_time_s": time.perf_counter() - t0,
-            **provenance(device),
-            **store.where_it_runs(),
-            "started_at": started.isoformat(),
-            "finished_at": datetime.now(timezone.utc).isoformat(),
-            "schema_version": SCHEMA_VERSION,
-            "config_json": json.dumps(data_cfg, sort_keys=True),
-        }
+        summary = _row(identity, sweep, outcome, time.perf_counter() - t0, device, store.where_it_runs(), started)
         try:
             path = store.write_run(results, summary, history)
         except OSError as exc:  # disk full, quota: earlier files are intact (atomic writes); say so in one line
@@ -189,15 +177,28 @@ def record_unfinished(cfg: DictConfig, identity: RunIdentity, sweep: str | None,
     """The row of a run that ended without finishing on its own (a cancelled, timed-out or never submitted
     cluster job): its identity, the status and reason, and where it ran, so that the sweep's summary and
     `lossbench status` can say so; a re-run redoes it (only `completed` rows are skipped)."""
-    now = datetime.now(timezone.utc).isoformat()
-    summary = {
-        "run_id": identity.run_id, **identity.axes, "sweep": sweep, "status": status, "error": reason,
-        "error_log": where.get("job_log"), "wall_time_s": None, **provenance(torch.device("cpu")),
-        **{"host": None, "slurm_job_id": None, "slurm_array_task_id": None, "job_log": None, **where},
-        "device": str(cfg.device), "started_at": now, "finished_at": now, "schema_version": SCHEMA_VERSION,
+    outcome = {"status": status, "error": reason, "error_log": where.get("job_log")}
+    summary = _row(identity, sweep, outcome, None, torch.device("cpu"), where, datetime.now(timezone.utc))
+    summary["device"] = str(cfg.device)  # the configured device: the run never reached one
+    return store.write_run(Path(cfg.results_dir).expanduser(), summary, [])
+
+
+def _row(identity: RunIdentity, sweep: str | None, outcome: dict[str, Any], wall_time_s: float | None,
+         device: torch.device, where: dict[str, Any], started: datetime) -> dict[str, Any]:
+    """A summary row: identity, the run's outcome columns, provenance, where it ran, schema and config."""
+    return {
+        "run_id": identity.run_id,
+        **identity.axes,
+        "sweep": sweep,
+        **outcome,
+        "wall_time_s": wall_time_s,
+        **provenance(device),
+        **{key: where.get(key) for key in ("host", "slurm_job_id", "slurm_array_task_id", "job_log")},
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "schema_version": SCHEMA_VERSION,
         "config_json": json.dumps(identity.config, sort_keys=True),
     }
-    return store.write_run(Path(cfg.results_dir).expanduser(), summary, [])
 
 
 def failure_status(exc: BaseException) -> str:

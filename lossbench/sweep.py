@@ -246,7 +246,7 @@ def _parallel_jobs(launcher: DictConfig) -> int:
     n_jobs = launcher.get("n_jobs")
     if not isinstance(n_jobs, int):
         return 1
-    return os.cpu_count() or 1 if n_jobs < 0 else max(1, n_jobs)
+    return (os.cpu_count() or 1) if n_jobs < 0 else max(1, n_jobs)
 
 
 def _started(pid: int) -> str | None:
@@ -258,13 +258,8 @@ def _started(pid: int) -> str | None:
 
 
 def _alive(pid: int, started: str | None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return started is None or _started(pid) == started
+    """The process that had this pid and start time still runs (a reused pid does not count)."""
+    return store.pid_alive(pid) and (started is None or _started(pid) == started)
 
 
 def _exit_with_launcher(pid: int, started: str | None, interval_s: float = 0.5) -> None:

@@ -80,13 +80,14 @@ def test_run_flops_are_the_sum_over_its_micro_batches(tmp_path):
 
 
 def test_busy_neighbours_change_duration_not_flops_or_cpu_energy(tmp_path):
-    """The same run twice alone and twice beside two processes that keep both cores busy: FLOPs identical,
-    modelled CPU (and total) energy within +-15 % (mean of two runs each side); duration free to differ."""
+    """The same run three times alone and three times beside two processes that keep both cores busy: FLOPs
+    identical, modelled CPU (and total) energy within +-15 % (median of three runs each side, so that one
+    noisy run on a shared machine does not decide); duration free to differ."""
     args = ["run", "dataset=mnist1d", "backbone=cnn", "trainer.epochs=10", "threads=1", "tracker=codecarbon",
             "trainer.progress=false"]
 
     def runs(name: str) -> pd.DataFrame:
-        for i in range(2):
+        for i in range(3):
             proc = lossbench(*args, f"results_dir={tmp_path / name}", f"seed={i}", cwd=tmp_path)
             assert proc.returncode == 0, proc.stderr
         return load_runs(tmp_path / name).sort_values("seed")
@@ -102,8 +103,8 @@ def test_busy_neighbours_change_duration_not_flops_or_cpu_energy(tmp_path):
             proc.wait()
     assert loaded.flops.tolist() == alone.flops.tolist() and set(loaded.threads) == set(alone.threads) == {1}
     assert set(alone.cpu_energy_source) == set(loaded.cpu_energy_source) == {"model:cpu-time"}
-    assert loaded.cpu_energy_kwh.mean() == pytest.approx(alone.cpu_energy_kwh.mean(), rel=0.15)
-    assert loaded.energy_kwh.mean() == pytest.approx(alone.energy_kwh.mean(), rel=0.15)
+    assert loaded.cpu_energy_kwh.median() == pytest.approx(alone.cpu_energy_kwh.median(), rel=0.15)
+    assert loaded.energy_kwh.median() == pytest.approx(alone.energy_kwh.median(), rel=0.15)
     intensity = (loaded.emissions_kg / loaded.energy_kwh).tolist() + (alone.emissions_kg / alone.energy_kwh).tolist()
     assert max(intensity) == pytest.approx(min(intensity), rel=1e-9)
 
@@ -116,3 +117,13 @@ def test_joblib_n_jobs_2_gives_each_job_one_thread(tmp_path):
     runs = load_runs(tmp_path / "r")
     cpus = len(__import__("os").sched_getaffinity(0))
     assert len(runs) == 2 and set(runs.threads) == {max(1, cpus // 2)}
+
+
+@pytest.mark.parametrize("n_jobs,expected", [(1, 1), (2, 2), (3, 3), (-1, None), ("auto", 1)])
+def test_parallel_jobs_of_a_launcher_config(n_jobs, expected):
+    from omegaconf import OmegaConf
+
+    from lossbench.sweep import _parallel_jobs
+
+    got = _parallel_jobs(OmegaConf.create({"n_jobs": n_jobs}))
+    assert got == (expected if expected is not None else (__import__("os").cpu_count() or 1))

@@ -52,19 +52,30 @@ def run(args: list[str], env: dict[str, str], cwd: Path, timeout: int = 900) -> 
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def recipe(heading: str, folder: Path) -> tuple[dict[str, Path], dict[str, str], str]:
+    """(files, environment, option name) of a README recipe written to `folder`: exactly one class file
+    and one yaml, found through LOSSBENCH_CONFIG_PATH and PYTHONPATH."""
+    files = readme_recipe(heading, folder)
+    assert sorted(p.suffix for p in files.values()) == [".py", ".yaml"]
+    name = next(p.stem for p in files.values() if p.suffix == ".yaml")
+    return files, env_with(folder / "conf", folder / "pkg"), name
+
+
+def generic_tests(name: str, env: dict[str, str], cwd: Path, *modules: str) -> subprocess.CompletedProcess[str]:
+    """The project's own test modules, run on the tests whose id names `name`."""
+    return run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", name,
+                *(str(ROOT / "tests" / m) for m in modules)], env, cwd)
+
+
 def passed(proc: subprocess.CompletedProcess[str]) -> int:
     match = re.search(r"(\d+) passed", proc.stdout)
     return int(match.group(1)) if match else 0
 
 
 def test_adding_a_distance_is_one_class_file_and_one_yaml(tmp_path):
-    files = readme_recipe("Adding a distance", tmp_path)
-    assert sorted(p.suffix for p in files.values()) == [".py", ".yaml"]
-    env = env_with(tmp_path / "conf", tmp_path / "pkg")
-    name = next(p.stem for p in files.values() if p.suffix == ".yaml")
+    _, env, name = recipe("Adding a distance", tmp_path)
     # every generic distance check (oracle values, gradcheck, half precision, d = 0, chunking, training)
-    proc = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", name,
-                str(ROOT / "tests" / "test_distances.py"), str(ROOT / "tests" / "test_run.py")], env, tmp_path)
+    proc = generic_tests(name, env, tmp_path, "test_distances.py", "test_run.py")
     assert proc.returncode == 0 and passed(proc) >= 7, proc.stdout[-3000:]
     listing = run([sys.executable, "-m", "lossbench", "list", "distance"], env, tmp_path)
     assert re.search(rf"^{name}\s+\S", listing.stdout, flags=re.M), listing.stdout
@@ -75,12 +86,8 @@ def test_adding_a_distance_is_one_class_file_and_one_yaml(tmp_path):
 
 
 def test_adding_a_loss_is_one_class_file_and_one_yaml(tmp_path):
-    files = readme_recipe("Adding a loss", tmp_path)
-    assert sorted(p.suffix for p in files.values()) == [".py", ".yaml"]
-    env = env_with(tmp_path / "conf", tmp_path / "pkg")
-    name = next(p.stem for p in files.values() if p.suffix == ".yaml")
-    proc = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", name,
-                str(ROOT / "tests" / "test_losses.py")], env, tmp_path)
+    files, env, name = recipe("Adding a loss", tmp_path)
+    proc = generic_tests(name, env, tmp_path, "test_losses.py")
     assert proc.returncode == 0 and passed(proc) == 2, proc.stdout[-3000:]  # with a linear and a distance head
     for head, variant in (("ce", name), ("harmonic", f"harmonic/euclidean + {name}")):
         trained = run([sys.executable, "-m", "lossbench", "run", f"loss={head}", f"loss/criterion={name}",

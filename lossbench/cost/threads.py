@@ -19,6 +19,8 @@ from typing import Literal
 
 import torch
 
+from lossbench.store import pid_alive
+
 log = logging.getLogger(__name__)
 
 
@@ -56,13 +58,9 @@ class HostShare:
         """Live lossbench runs on this host, this one included."""
         count = 0
         for entry in self.folder.glob("[0-9]*"):
-            try:
-                os.kill(int(entry.name), 0)
-            except ProcessLookupError:
-                entry.unlink(missing_ok=True)
+            if entry.name.isdigit() and not pid_alive(int(entry.name)):
+                entry.unlink(missing_ok=True)  # a run that died without removing its entry
                 continue
-            except (PermissionError, ValueError):
-                pass
             count += 1
         return max(1, count)
 
