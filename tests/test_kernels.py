@@ -72,8 +72,11 @@ def test_fused_values_match_scipy(fused, name, shape):
     np.testing.assert_allclose(np.diag(got[:zero, :zero]), 0.0, atol=1e-6)
 
 
+@pytest.mark.parametrize("transposed", [True, False])
 @pytest.mark.parametrize("name", L1_FAMILY)
-def test_fused_gradients_match_float64_autograd(fused, name):
+def test_fused_gradients_match_float64_autograd(fused, name, transposed, monkeypatch):
+    """Both ways of reading the gradient for dL/dx (a transposed copy, or swapped strides)."""
+    monkeypatch.setattr(kernels, "GRAD_X_FROM_TRANSPOSED", transposed)
     metric = make(name).to(DEVICE)
     x, w = data(41, 35, 10)
     x = (x[3:] + 0.05).requires_grad_()  # generic points: no ties, no zero differences
@@ -94,6 +97,18 @@ def test_chebyshev_gradient_goes_to_the_arg_max_coordinate():
     gx, gw = torch.autograd.grad(d.sum(), (x, w))
     assert gx.tolist() == [[0.0, 1.0, 1.0]]  # +1 on coordinate 1 (vs w_0), +1 on coordinate 2 (vs w_1)
     assert gw.tolist() == [[0.0, -1.0, 0.0], [0.0, 0.0, -1.0]]
+
+
+@pytest.mark.parametrize("mode,p", [(kernels.POWER, 1.0), (kernels.POWER, 1.5), (kernels.MAX, 1.0)])
+def test_gradients_at_exact_ties_form_a_joint_subgradient(mode, p):
+    """These terms depend on x - w alone, so for one row and one prototype dL/dx = -dL/dw, at exact ties
+    (x_k = w_k) too: whatever subgradient the kernels pick at 0, x and w must get opposite ones."""
+    w = torch.tensor([[0.5, -1.0, 2.0, 0.0, 3.0]], device=DEVICE)
+    x = torch.tensor([[0.5, -1.0, 1.0, 0.0, -2.0]], device=DEVICE, requires_grad=True)  # ties at 0, 1, 3
+    w.requires_grad_()
+    gx, gw = torch.autograd.grad(kernels.fused_reduce(x, w, mode, p).sum(), (x, w))
+    torch.testing.assert_close(gx, -gw, rtol=0, atol=0)
+    assert gx[0, 2] < 0 and gx[0, 4] < 0 or mode == kernels.MAX  # the untied coordinates: x < w there
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -141,6 +156,6 @@ def test_kernels_compile_for_an_h100_without_spills():
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     rows = [line.strip("|").split("|") for line in proc.stdout.splitlines() if line.startswith("| ")][1:]
-    assert len(rows) == 12  # 3 kernels x 4 modes
-    for kernel, mode, registers, spills in rows:
-        assert int(registers) <= 255 and int(spills) == 0, (kernel, mode)
+    assert len(rows) == 4 * (len(kernels.FORWARD_TILES) + len(kernels.BACKWARD_TILES))  # configurations x 4 modes
+    for kernel, mode, tile, warps, registers, spills in rows:
+        assert int(registers) <= 255 and int(spills) == 0, (kernel, mode, tile, warps)
