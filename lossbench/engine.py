@@ -58,7 +58,10 @@ class Trainer:
 
     One optimizer step averages the gradients of `grad_accum` consecutive minibatches (the mean of
     their mean losses). `precision=bf16` runs forward passes under bfloat16 autocast on CUDA (the
-    loss itself in float32); on other devices it trains in float32 and says so.
+    loss itself in float32); on other devices it trains in float32 and says so. `channels_last` keeps
+    image batches and convolution weights in NHWC (what cuDNN's bf16 convolutions run fastest on);
+    `compile` trains through `torch.compile(model)` (evaluation stays eager: no recompilation for the
+    evaluation batch size or mode). Both change speed, not the function computed.
     """
 
     def __init__(
@@ -76,6 +79,8 @@ class Trainer:
         precision: Literal["fp32", "bf16"] = "fp32",
         spike_factor: PositiveFloat = 5.0,
         spike_window: PositiveInt = 100,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         if min(epochs, eval_batch_size, eval_every, grad_accum, spike_window) < 1 or (steps is not None and steps < 1):
             raise SettingError("trainer.epochs, eval_batch_size, eval_every, grad_accum, spike_window and steps must be >= 1")
@@ -88,6 +93,7 @@ class Trainer:
         self.steps, self.eval_every, self.checkpoint = steps, eval_every, checkpoint
         self.grad_accum, self.precision = grad_accum, precision
         self.spike_factor, self.spike_window = spike_factor, spike_window
+        self.channels_last, self.compile = channels_last, compile
         self.progress = sys.stderr.isatty() if progress == "auto" else bool(progress)
 
     def batch(self, n_train: int) -> int:
@@ -137,7 +143,10 @@ class Trainer:
         device = data.x_val.device
         if self.precision == "bf16" and device.type != "cuda":
             log.info("precision=bf16 applies on CUDA only; training in float32 on %s", device.type)
-        batches = _endless(loader)
+        batches = _endless(loader, self.channels_last)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)  # 4-D weights only; others are untouched
+        forward = torch.compile(model) if self.compile else model
         params = [p for p in model.parameters() if p.requires_grad]
         head = getattr(model, "head", model)
         result = FitResult()
@@ -146,8 +155,8 @@ class Trainer:
         while result.steps < total:
             n = min(every - result.steps % every, total - result.steps)
             t0 = time.perf_counter()
-            loss_sum, score_sum, seen, norms = self._train_steps(model, criterion, optimizer, scheduler, batches,
-                                                                 params, n, result, device, task)
+            loss_sum, score_sum, seen, norms = self._train_steps(model, forward, criterion, optimizer, scheduler,
+                                                                 batches, params, n, result, device, task)
             elapsed = time.perf_counter() - t0
             result.train_time_s += elapsed
             result.grad_norms += norms
@@ -196,6 +205,7 @@ class Trainer:
     def _train_steps(
         self,
         model: nn.Module,
+        forward: Callable[[Tensor], Tensor],
         criterion: Criterion,
         optimizer: Optimizer,
         scheduler: LRScheduler,
@@ -206,8 +216,8 @@ class Trainer:
         device: torch.device,
         task: Task,
     ) -> tuple[float, float, int, list[float]]:
-        """`n_steps` optimizer steps: (summed target-weighted loss, summed training score, targets seen,
-        grad norms)."""
+        """`n_steps` optimizer steps of `forward` (the model, or its compiled form): (summed target-weighted
+        loss, summed training score, targets seen, grad norms)."""
         model.train()
         losses, scores, norms, sizes = [], [], [], []  # per-step 0-dim tensors: no host sync per step
         with _progress_bar(self.progress, n_steps) as advance:
@@ -219,7 +229,7 @@ class Trainer:
                     result.shape_counts[shape] += 1
                     result.shape_examples.setdefault(shape, (inputs, target))
                     with self.autocast(device):
-                        output = model(inputs)
+                        output = forward(inputs)
                     loss = criterion(output.float(), target, result.steps)
                     (loss / self.grad_accum).backward()
                     losses.append(loss.detach())
@@ -258,10 +268,12 @@ class Trainer:
         return {"loss": totals["loss"] / totals["targets"], **scores}
 
 
-def _endless(loader: Iterable[tuple[Tensor, Tensor]]) -> Iterator[tuple[Tensor, Tensor]]:
-    """Pass after pass over the loader (each pass reshuffles), across evaluation points."""
+def _endless(loader: Iterable[tuple[Tensor, Tensor]], channels_last: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
+    """Pass after pass over the loader (each pass reshuffles), across evaluation points; image batches in
+    channels_last when asked."""
     while True:
-        yield from loader
+        for x, y in loader:
+            yield (x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x), y
 
 
 def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
