@@ -176,7 +176,9 @@ def test_tiny_gpt_trains_and_writes_complete_rows(compose, loss, distance):
 
 
 def test_tiny_gpt_learns_the_builtin_text(compose):
-    cfg, choices = compose(*TINY_LM, "trainer.steps=60", "trainer.eval_every=60")
+    # 120 steps: at 60 the margin was thin enough that the built-in text of another Python version (its
+    # vocabulary differs by one character) missed the bound on torch 2.11
+    cfg, choices = compose(*TINY_LM, "trainer.steps=120", "trainer.eval_every=120")
     row = execute(cfg, choices).summary
     assert row["val_ppl"] < VOCAB / 4  # far below the uniform guess (perplexity = vocabulary size)
 

@@ -8,6 +8,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -34,10 +36,31 @@ def test_bench_heads_prints_time_and_memory_for_each_head():
 def test_bench_lm_prints_throughput_and_memory_for_each_head():
     out = _script("scripts/bench_lm.py", "--heads", "ce,cosine,manhattan", "--steps", "1", "--size", "1,2,16,16,2,64")
     rows = _rows(out)
-    assert set(rows) == {"ce", "cosine", "manhattan"}
-    assert rows["ce"][1] == "1.00x"
-    for tokens_per_s, ratio, mib in rows.values():
-        assert float(tokens_per_s) > 0 and ratio.endswith("x") and float(mib) >= 0
+    assert set(rows) == {"bare", "ce", "cosine", "manhattan"}  # the bare nanoGPT-style loop first
+    assert rows["bare"][1] == "1.00x" and rows["ce"][2] == "1.00x" and rows["bare"][2] == "–"
+    for tokens_per_s, vs_bare, vs_ce, mib in rows.values():
+        assert float(tokens_per_s) > 0 and vs_bare.endswith("x") and float(mib) >= 0
+    ratio = float(rows["cosine"][0]) / float(rows["ce"][0])
+    assert rows["cosine"][2] == f"{ratio:.2f}x"
+
+
+def test_bench_train_prints_bare_and_lossbench_rates():
+    out = _script("scripts/bench_train.py", "--device", "cpu", "--images", "96", "--batch", "32", "--epochs", "2",
+                  "--no-compile")
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()
+            if line.startswith(("| bare", "| lossbench"))]
+    assert [r[:2] for r in rows] == [["bare", "False"], ["lossbench", "False"]]
+    bare, lossbench = float(rows[0][2]), float(rows[1][2])
+    assert bare > 0 and lossbench > 0 and rows[1][3] == f"{lossbench / bare:.2f}"
+
+
+@pytest.mark.gpu
+def test_tune_kernels_times_every_configuration():
+    from lossbench.distances import kernels
+
+    out = _script("scripts/tune_kernels.py", "--shapes", "256x64x512", "--modes", "POWER")
+    forward = [line for line in out.splitlines() if "| forward |" in line]
+    assert len(forward) == len(kernels.FORWARD_TILES) and all(float(r.split("|")[-2]) > 0 for r in forward)
 
 
 def test_bench_overhead_prints_a_row_per_case():
