@@ -37,7 +37,8 @@ file (see `lossbench list`), `key.sub=value` sets a value.
 * `lossbench run -m experiment=smoke` — a named grid from conf/experiment/
 * `lossbench run -m hydra/launcher=joblib hydra.launcher.n_jobs=2 seed=0,1,2,3` — in parallel
 
-Runs that already completed (same run_id) are skipped; `--force` re-runs them.
+Runs that already completed (same run_id) are skipped; `--force` re-runs them. A run that was interrupted
+(killed, cancelled, preempted) resumes from its last checkpoint when run again; `--restart` starts it over.
 
 Results: one summary row in `<results_dir>/runs/<run_id>.parquet`, per-evaluation history in
 `<results_dir>/history/<run_id>.parquet`; read them with `lossbench.store.load_runs`.
@@ -57,11 +58,13 @@ def run(
     ctx: typer.Context,
     multirun: Annotated[bool, typer.Option("--multirun", "-m", help="Sweep over comma-separated values.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Re-run runs that already completed.")] = False,
+    restart: Annotated[bool, typer.Option("--restart", help="Discard the checkpoints of unfinished runs and train "
+                                          "them from the start (default: resume them).")] = False,
 ) -> None:
     from lossbench.sweep import RunFlags, run_command
 
     try:
-        outcome = run_command(list(ctx.args), multirun, RunFlags(force=force))
+        outcome = run_command(list(ctx.args), multirun, RunFlags(force=force, restart=restart))
     except LossbenchError as exc:
         _fail(str(exc))
     for line in outcome.lines:

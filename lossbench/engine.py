@@ -5,6 +5,12 @@ point scores the validation split (and, for the learning curves only, test); the
 the best validation score of the task (its `selection`) is restored at the end, so test data never
 influences model selection. Every task shares this loop: the task maps a batch to (inputs, targets)
 and scores the outputs.
+
+Every `checkpoint_every` evaluation points the loop hands its whole state (model, optimizer,
+scheduler, criterion, RNG states, where the batch stream stands, the result so far) to a callback, and
+`fit(resume=state)` continues from such a state: the resumed run takes the same batches and random
+draws as an uninterrupted one, so on CPU its metrics are the same bit for bit (tests/test_resume.py).
+Where the state is kept is the caller's business (run.py: the results folder).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from lossbench import SettingError
 from lossbench.data.base import Splits, TensorLoader
 from lossbench.losses.base import Criterion
 from lossbench.metrics import grad_norm, param_norm, summarize
-from lossbench.ranges import PositiveFloat, PositiveInt
+from lossbench.ranges import NonNegativeInt, PositiveFloat, PositiveInt
 from lossbench.tasks.base import Task
 
 log = logging.getLogger(__name__)
@@ -48,6 +54,45 @@ class FitResult:
     # micro-batches per distinct input shape, and one example of each (what FLOP counting needs)
     shape_counts: Counter[tuple[int, ...]] = field(default_factory=Counter)
     shape_examples: dict[tuple[int, ...], tuple[Tensor, Tensor]] = field(default_factory=dict)
+    resumed_from_step: int | None = None  # the step a resumed run continued from (None: one go)
+
+
+class BatchStream:
+    """Pass after pass over a loader (each pass reshuffles), across evaluation points, with image
+    batches in channels_last when asked, and where it stands: the generator's state when the current
+    pass began and the batches taken since. `load_state_dict` replays to that point, so the batches
+    (and any augmentation draws) after a resume are those an uninterrupted run would have taken."""
+
+    def __init__(self, loader: Iterable[tuple[Tensor, Tensor]], generator: torch.Generator,
+                 channels_last: bool = False) -> None:
+        self.loader, self.generator, self.channels_last = loader, generator, channels_last
+        self._iterator: Iterator[tuple[Tensor, Tensor]] | None = None
+        self._pass_state, self._taken = generator.get_state(), 0
+
+    def _start_pass(self) -> None:
+        self._pass_state, self._taken = self.generator.get_state(), 0
+        self._iterator = iter(self.loader)
+
+    def __next__(self) -> tuple[Tensor, Tensor]:
+        if self._iterator is None:
+            self._start_pass()
+        try:
+            x, y = next(self._iterator)
+        except StopIteration:
+            self._start_pass()
+            x, y = next(self._iterator)
+        self._taken += 1
+        return (x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x), y
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"pass_state": self._pass_state.clone(), "taken": self._taken}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["pass_state"])
+        self._start_pass()
+        for _ in range(state["taken"]):
+            next(self._iterator)
+        self._taken = state["taken"]
 
 
 class Trainer:
@@ -81,6 +126,7 @@ class Trainer:
         spike_window: PositiveInt = 100,
         channels_last: bool = False,
         compile: bool = False,
+        checkpoint_every: NonNegativeInt = 1,
     ) -> None:
         if min(epochs, eval_batch_size, eval_every, grad_accum, spike_window) < 1 or (steps is not None and steps < 1):
             raise SettingError("trainer.epochs, eval_batch_size, eval_every, grad_accum, spike_window and steps must be >= 1")
@@ -94,6 +140,7 @@ class Trainer:
         self.grad_accum, self.precision = grad_accum, precision
         self.spike_factor, self.spike_window = spike_factor, spike_window
         self.channels_last, self.compile = channels_last, compile
+        self.checkpoint_every = checkpoint_every
         self.progress = sys.stderr.isatty() if progress == "auto" else bool(progress)
 
     def batch(self, n_train: int) -> int:
@@ -131,10 +178,14 @@ class Trainer:
         generator: torch.Generator,
         task: Task,
         at_evaluation: Callable[[], None] | None = None,
+        resume: dict[str, Any] | None = None,
+        at_checkpoint: Callable[[dict[str, Any]], None] | None = None,
     ) -> FitResult:
         """Train, evaluating on validation at every evaluation point; restore the selected weights.
 
         `at_evaluation`, if given, is called at every evaluation point (the run re-balances its threads there).
+        `at_checkpoint(state)` receives the loop's state every `checkpoint_every` evaluation points (not at
+        the last one); `resume=state` continues from one (module docstring).
         """
         loader = self.loader(data, generator)
         per_epoch = self.steps_per_epoch(len(loader))
@@ -143,7 +194,7 @@ class Trainer:
         device = data.x_val.device
         if self.precision == "bf16" and device.type != "cuda":
             log.info("precision=bf16 applies on CUDA only; training in float32 on %s", device.type)
-        batches = _endless(loader, self.channels_last)
+        batches = BatchStream(loader, generator, self.channels_last)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)  # 4-D weights only; others are untouched
         forward = torch.compile(model) if self.compile else model
@@ -152,6 +203,10 @@ class Trainer:
         result = FitResult()
         sign = 1.0 if task.selection_higher_is_better else -1.0
         best_score, best_state = -math.inf, None
+        if resume is not None:
+            result, best_score, best_state = self._restore(resume, model, criterion, optimizer, scheduler, batches,
+                                                           device)
+            log.info("resuming at step %d of %d (%d evaluation points done)", result.steps, total, len(result.history))
         while result.steps < total:
             n = min(every - result.steps % every, total - result.steps)
             t0 = time.perf_counter()
@@ -196,11 +251,41 @@ class Trainer:
                 len(str(total)), result.steps, total, result.epochs, row["train_loss"], row["val_loss"],
                 selected, row[selected], row["grad_norm_mean"], elapsed,
             )
+            if (at_checkpoint is not None and self.checkpoint_every and result.steps < total
+                    and len(result.history) % self.checkpoint_every == 0):
+                at_checkpoint({
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "criterion": criterion.state_dict() if isinstance(criterion, nn.Module) else None,
+                    "stream": batches.state_dict(), "rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+                    "result": result, "best_score": best_score, "best_state": best_state,
+                })
         if best_state is not None and self.checkpoint == "best_val":
             model.load_state_dict(best_state)
         elif result.history:
             result.best_epoch = result.history[-1]["epoch"]
         return result
+
+    @staticmethod
+    def _restore(state: dict[str, Any], model: nn.Module, criterion: Criterion, optimizer: Optimizer,
+                 scheduler: LRScheduler, batches: BatchStream,
+                 device: torch.device) -> tuple[FitResult, float, dict[str, Tensor] | None]:
+        """Put a checkpointed state back (read onto the CPU): (result so far, best validation score, its
+        weights)."""
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if state["criterion"] is not None and isinstance(criterion, nn.Module):
+            criterion.load_state_dict(state["criterion"])
+        batches.load_state_dict(state["stream"])
+        torch.set_rng_state(state["rng"])
+        if state["cuda_rng"] is not None:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        result: FitResult = state["result"]
+        result.resumed_from_step = result.steps
+        result.shape_examples = {k: (x.to(device), y.to(device)) for k, (x, y) in result.shape_examples.items()}
+        return result, state["best_score"], state["best_state"]
 
     def _train_steps(
         self,
@@ -209,7 +294,7 @@ class Trainer:
         criterion: Criterion,
         optimizer: Optimizer,
         scheduler: LRScheduler,
-        batches: Iterator[tuple[Tensor, Tensor]],
+        batches: BatchStream,
         params: list[Tensor],
         n_steps: int,
         result: FitResult,
@@ -266,14 +351,6 @@ class Trainer:
 
         scores = task.evaluate(outputs(), num_classes)
         return {"loss": totals["loss"] / totals["targets"], **scores}
-
-
-def _endless(loader: Iterable[tuple[Tensor, Tensor]], channels_last: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
-    """Pass after pass over the loader (each pass reshuffles), across evaluation points; image batches in
-    channels_last when asked."""
-    while True:
-        for x, y in loader:
-            yield (x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x), y
 
 
 def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:

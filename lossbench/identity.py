@@ -24,6 +24,10 @@ from lossbench import LossbenchError
 # Keys that locate inputs and outputs, set machine resources, or only feed defaults into other keys
 # (task's harmonic_n is resolved into loss.head.n): they never change what a run is.
 NON_IDENTITY_KEYS = ("results_dir", "data_dir", "harmonic_n", "threads")
+# Trainer settings that change how fast or how safely a run trains, not the function it computes (like
+# `threads`, compile and channels_last may change the last bits of float results): a run's id, and so
+# skip-if-done and resuming from a checkpoint, do not depend on them.
+NON_IDENTITY_TRAINER_KEYS = ("compile", "channels_last", "checkpoint_every")
 # Config groups whose choice names label a row (display only: the id never depends on them).
 CHOICE_AXES = ("task", "dataset", "backbone", "optim")
 
@@ -87,6 +91,8 @@ def run_identity(cfg: DictConfig, choices: Mapping[str, str], experiment: str | 
     config's classes (loss labels) and the group choices (dataset, backbone, ... names)."""
     data = effective_config(cfg)
     identity = {k: v for k, v in data.items() if k not in NON_IDENTITY_KEYS}
+    if isinstance(identity.get("trainer"), dict):
+        identity["trainer"] = {k: v for k, v in identity["trainer"].items() if k not in NON_IDENTITY_TRAINER_KEYS}
     axes: dict[str, Any] = {axis: choices.get(axis) for axis in CHOICE_AXES}
     axes.update(loss_labels(data["loss"]))
     axes.update(seed=data["seed"], experiment=experiment if experiment is not None else choices.get("experiment"))

@@ -136,13 +136,17 @@ def build_model(cfg: DictConfig, splits: Splits) -> Classifier:
 
 
 def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
-            identity: RunIdentity | None = None, parallel_jobs: int = 1) -> RunOutcome:
+            identity: RunIdentity | None = None, parallel_jobs: int = 1, restart: bool = False) -> RunOutcome:
     """Train one configuration and write its row; always leave a row, never a partial file.
 
     A run that raises gets a `failed` row with the error (traceback in errors/<run_id>.log), a run
     whose loss stops being finite a `diverged` row: in a sweep, the other runs go on. `sweep` is the id
     of the launching sweep (recorded, not part of the identity); `parallel_jobs` how many jobs its
     launcher runs at once on this host (cost/threads.py divides the CPUs by it).
+
+    An unfinished run (killed, cancelled, preempted, requeued) left its training state in
+    checkpoints/<run_id>.pt: running it again resumes there (`restart=True` discards it first). The
+    checkpoint is removed once the run's row is written as completed or diverged.
     """
     identity = identity or run_identity(cfg, choices)
     rid, axes = identity.run_id, identity.axes
@@ -152,7 +156,9 @@ def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
     log.info("run %s: %s", rid, "  ".join(f"{k}={v}" for k, v in axes.items() if k != "experiment"))
     with store.running_marker(results, rid, sweep), HostShare() as share:
         try:
-            outcome, history, scored = _train(cfg, device, Threads(cfg.threads, parallel_jobs, share))
+            checkpoint = store.checkpoint_path(results, rid)
+            outcome, history, scored = _train(cfg, device, Threads(cfg.threads, parallel_jobs, share), checkpoint,
+                                              restart)
         except Exception as exc:  # isolate the failure: record it, let the sweep go on
             error_log = store.write_error_log(results, rid, traceback.format_exc())  # None if it cannot be written
             outcome, history, scored = ({"status": failure_status(exc), "error": f"{type(exc).__name__}: {exc}",
@@ -165,6 +171,8 @@ def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
             log.error("run %s %s but its row could not be written to %s (%s); earlier results are intact",
                       rid, summary["status"], results, exc.strerror or exc)
             return RunOutcome(summary, results / store.RUNS / f"{rid}.parquet")
+        if summary["status"] in ("completed", "diverged"):
+            store.checkpoint_path(results, rid).unlink(missing_ok=True)
     if summary["status"] != "failed":
         energy = f"{summary['energy_kwh']:.3g} kWh" if summary["energy_kwh"] is not None else "energy n/a"
         scores = "  ".join(f"{k} {summary[k]:.4f}" for k in scored)
@@ -214,9 +222,11 @@ def failure_status(exc: BaseException) -> str:
     return "failed"
 
 
-def _train(cfg: DictConfig, device: torch.device, threads: Threads) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
-    """Build, train, evaluate with the selected weights, measure cost: (summary columns, history, the
-    test-score columns worth a log line). Threads are set before any torch work."""
+def _train(cfg: DictConfig, device: torch.device, threads: Threads, checkpoint: Path,
+           restart: bool) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
+    """Build, train (from `checkpoint` when one is there and not `restart`), evaluate with the selected
+    weights, measure cost: (summary columns, history, the test-score columns worth a log line). Threads
+    are set before any torch work."""
     threads_used = threads.apply()
     seed = int(cfg.seed)
     task: Task = build(cfg, "task")
@@ -231,12 +241,17 @@ def _train(cfg: DictConfig, device: torch.device, threads: Threads) -> tuple[dic
     order = torch.Generator().manual_seed(derived_seed(seed, "data"))
     torch.manual_seed(derived_seed(seed, "train"))  # dropout etc.
 
+    if restart:
+        checkpoint.unlink(missing_ok=True)
+    resume = store.read_checkpoint(checkpoint)
+
     tracker = build(cfg, "tracker")
     tracker.start(device)
     gpu_clock = GpuClock(device)
     cpu0, t0 = process_cpu_seconds(), time.perf_counter()
     try:
-        fit = trainer.fit(model, criterion, optimizer, scheduler, splits, order, task, at_evaluation=threads.apply)
+        fit = trainer.fit(model, criterion, optimizer, scheduler, splits, order, task, at_evaluation=threads.apply,
+                          resume=resume, at_checkpoint=lambda state: store.write_checkpoint(checkpoint, state))
         final: dict[str, float] = {}
         for split in ("train", "val", "test"):
             x, y = getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}")
@@ -260,6 +275,7 @@ def _train(cfg: DictConfig, device: torch.device, threads: Threads) -> tuple[dic
         "best_epoch": fit.best_epoch,
         "epochs": fit.epochs,
         "steps": fit.steps,
+        "resumed_from_step": fit.resumed_from_step,
         **summarize(fit.grad_norms, "grad_norm"),
         **grad_stability(fit.grad_norms, trainer.grad_clip, trainer.spike_factor, trainer.spike_window),
         "head_param_norm": param_norm(model.head),

@@ -100,6 +100,8 @@ TRAINING = [
     _c("best_epoch", "float", "epoch of the selected checkpoint"),
     _c("epochs", "float", "epochs trained (fractional for step-based runs)"),
     _c("steps", "int", "optimizer steps taken"),
+    _c("resumed_from_step", "int", "the step this run resumed from after an interruption (its checkpoint); null "
+       "when it trained in one go. Cost columns (duration, CPU/GPU time, energy) cover the last segment only"),
     _c("grad_norm_mean", "float", "mean global L2 gradient norm over steps, before clipping"),
     _c("grad_norm_std", "float", "population std of the gradient norm over steps"),
     _c("grad_norm_max", "float", "largest gradient norm"),

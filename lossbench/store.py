@@ -2,7 +2,8 @@
 
 Layout under `results_dir`: `runs/<run_id>.parquet` (one row) and `history/<run_id>.parquet` (one row
 per epoch); `running/<run_id>.json` while a run is in progress, `errors/<run_id>.log` for a failed
-run's traceback, `sweeps/<sweep>.json` listing the run ids a sweep command should produce. Each file is written under a temporary name that does not end in `.parquet`, flushed to
+run's traceback, `sweeps/<sweep>.json` listing the run ids a sweep command should produce,
+`checkpoints/<run_id>.pt` the training state of an unfinished run (removed when it finishes). Each file is written under a temporary name that does not end in `.parquet`, flushed to
 disk, then renamed: a crash leaves either the complete old file, the complete new one, or a
 `.tmp-*` leftover that no Parquet glob (pandas, pyarrow, DuckDB) picks up.
 """
@@ -26,7 +27,7 @@ import pyarrow.parquet as pq
 
 from lossbench import LossbenchError
 
-RUNS, HISTORY, RUNNING, SWEEPS, ERRORS = "runs", "history", "running", "sweeps", "errors"
+RUNS, HISTORY, RUNNING, SWEEPS, ERRORS, CHECKPOINTS = "runs", "history", "running", "sweeps", "errors", "checkpoints"
 log = logging.getLogger(__name__)
 
 
@@ -100,6 +101,32 @@ def read_run(results_dir: Path, rid: str) -> dict[str, Any] | None:
 def is_completed(results_dir: Path, rid: str) -> bool:
     row = read_run(results_dir, rid)
     return row is not None and row.get("status") == "completed"
+
+
+def checkpoint_path(results_dir: Path, rid: str) -> Path:
+    """Where an unfinished run's training state is kept (engine.Trainer's checkpoints)."""
+    return results_dir / CHECKPOINTS / f"{rid}.pt"
+
+
+def write_checkpoint(path: Path, state: dict[str, Any]) -> Path:
+    """The training state, atomically: a kill mid-write leaves the previous checkpoint intact."""
+    import torch
+
+    return _atomic_write(path, lambda f: torch.save(state, f))
+
+
+def read_checkpoint(path: Path) -> dict[str, Any] | None:
+    """The state saved at `path` (tensors on the CPU), or None when there is none or it cannot be read
+    (then the run starts over, and says so)."""
+    import torch
+
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)  # lossbench's own file
+    except Exception as exc:
+        log.warning("checkpoint %s cannot be read (%s); the run starts from the beginning", path, exc)
+        return None
 
 
 def write_error_log(results_dir: Path, rid: str, text: str) -> Path | None:

@@ -44,6 +44,7 @@ class RunFlags:
     """Runtime flags of a command: they steer what runs, never what a run computes."""
 
     force: bool = False  # re-run runs that already completed
+    restart: bool = False  # discard the checkpoints of unfinished runs: train them from the start
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Plan:
     sweep: str | None
     command: str
     already_done: set[str] = field(default_factory=set)
+    restart: bool = False  # --restart: unfinished runs discard their checkpoints
 
 
 @dataclass
@@ -121,7 +123,7 @@ def plan(overrides: list[str], multirun: bool, flags: RunFlags) -> Plan:
     hydra_overrides, _ = split_hydra([*search_overrides(overrides), *overrides])
     return Plan(jobs, [j for j in jobs if j.run_id not in done], hydra_overrides,
                 sweep_id(overrides) if multirun else None,
-                "lossbench run " + ("-m " if multirun else "") + " ".join(overrides), done)
+                "lossbench run " + ("-m " if multirun else "") + " ".join(overrides), done, flags.restart)
 
 
 def run_command(overrides: list[str], multirun: bool, flags: RunFlags) -> Outcome:
@@ -161,7 +163,7 @@ def launch(the_plan: Plan, multirun: bool) -> str | None:
     hydra = Hydra.create_main_hydra2("lossbench", create_config_search_path(str(conf_dir())))
     try:
         if not multirun:
-            task = _task_function(the_plan.launch, the_plan.sweep, local=True)
+            task = _task_function(the_plan.launch, the_plan.sweep, local=True, restart=the_plan.restart)
             hydra.run(CONFIG_NAME, task, the_plan.launch[0].overrides + the_plan.hydra_overrides)
             return
         master = hydra.compose_config(CONFIG_NAME, the_plan.launch[0].overrides + the_plan.hydra_overrides,
@@ -170,7 +172,8 @@ def launch(the_plan: Plan, multirun: bool) -> str | None:
         if "name" in master.hydra.launcher:
             with open_dict(master):
                 master.hydra.launcher.name = f"lossbench-{the_plan.sweep}"
-        task = _task_function(the_plan.launch, the_plan.sweep, not slurm, _parallel_jobs(master.hydra.launcher))
+        task = _task_function(the_plan.launch, the_plan.sweep, not slurm, _parallel_jobs(master.hydra.launcher),
+                              the_plan.restart)
         context = HydraContext(config_loader=hydra.config_loader, callbacks=Callbacks(master))
         launcher = Plugins.instance().instantiate_launcher(hydra_context=context, task_function=task, config=master)
         overrides = [job.overrides for job in the_plan.launch]
@@ -216,7 +219,8 @@ def _first_line(exc: BaseException) -> str:
     return (errors or lines or [type(exc).__name__])[-1 if errors else 0][:300]
 
 
-def _task_function(jobs: list[Job], sweep: str | None, local: bool, parallel_jobs: int = 1) -> Any:
+def _task_function(jobs: list[Job], sweep: str | None, local: bool, parallel_jobs: int = 1,
+                   restart: bool = False) -> Any:
     """The function every launched job runs: train the preflight's config of job number `hydra.job.num`.
 
     With a local launcher (joblib's loky workers, submitit_local's subprocesses) a job in a worker
@@ -236,9 +240,16 @@ def _task_function(jobs: list[Job], sweep: str | None, local: bool, parallel_job
             _exit_with_launcher(*launcher)
         num = OmegaConf.select(HydraConfig.get(), "job.num", default=0) if len(jobs) > 1 else 0
         job = jobs[num]
-        execute(job.cfg, job.choices, sweep=sweep, identity=job.identity, parallel_jobs=parallel_jobs)
+        execute(job.cfg, job.choices, sweep=sweep, identity=job.identity, parallel_jobs=parallel_jobs,
+                restart=restart and not _requeued())
 
     return task
+
+
+def _requeued() -> bool:
+    """True in a SLURM job that runs again after a requeue (preemption, time-limit checkpoint, `scontrol
+    requeue`): `--restart` applied to its first start, not to its resumption."""
+    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
 
 
 def _parallel_jobs(launcher: DictConfig) -> int:
