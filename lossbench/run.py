@@ -13,6 +13,7 @@ import json
 import logging
 import time
 import traceback
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -136,13 +137,18 @@ def build_model(cfg: DictConfig, splits: Splits) -> Classifier:
 
 
 def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
-            identity: RunIdentity | None = None, parallel_jobs: int = 1, restart: bool = False) -> RunOutcome:
+            identity: RunIdentity | None = None, parallel_jobs: int = 1, restart: bool = False,
+            force: bool = False) -> RunOutcome:
     """Train one configuration and write its row; always leave a row, never a partial file.
 
     A run that raises gets a `failed` row with the error (traceback in errors/<run_id>.log), a run
     whose loss stops being finite a `diverged` row: in a sweep, the other runs go on. `sweep` is the id
     of the launching sweep (recorded, not part of the identity); `parallel_jobs` how many jobs its
     launcher runs at once on this host (cost/threads.py divides the CPUs by it).
+
+    One trainer per run at a time (store.run_lock): if another live process trains this run, nothing is
+    started and the outcome's status is `running_elsewhere` (no row written); once the lock is held, a run
+    that another trainer completed meanwhile is not trained again (unless `force`).
 
     An unfinished run (killed, cancelled, preempted, requeued) left its training state in
     checkpoints/<run_id>.pt: running it again resumes there (`restart=True` discards it first). The
@@ -154,30 +160,48 @@ def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
     device = resolve_device(cfg.device)
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
     log.info("run %s: %s", rid, "  ".join(f"{k}={v}" for k, v in axes.items() if k != "experiment"))
-    with store.running_marker(results, rid, sweep), HostShare() as share:
+    with ExitStack() as held:
         try:
-            checkpoint = store.checkpoint_path(results, rid)
-            outcome, history, scored = _train(cfg, device, Threads(cfg.threads, parallel_jobs, share), checkpoint,
-                                              restart)
-        except Exception as exc:  # isolate the failure: record it, let the sweep go on
-            error_log = store.write_error_log(results, rid, traceback.format_exc())  # None if it cannot be written
-            outcome, history, scored = ({"status": failure_status(exc), "error": f"{type(exc).__name__}: {exc}",
-                                         "error_log": str(error_log) if error_log else None}, [], [])
-            log.error("run %s %s: %s (traceback: %s)", rid, outcome["status"], outcome["error"], error_log)
-        summary = _row(identity, sweep, outcome, time.perf_counter() - t0, device, store.where_it_runs(), started)
-        try:
-            path = store.write_run(results, summary, history)
-        except OSError as exc:  # disk full, quota: earlier files are intact (atomic writes); say so in one line
-            log.error("run %s %s but its row could not be written to %s (%s); earlier results are intact",
-                      rid, summary["status"], results, exc.strerror or exc)
-            return RunOutcome(summary, results / store.RUNS / f"{rid}.parquet")
-        if summary["status"] in ("completed", "diverged"):
-            store.checkpoint_path(results, rid).unlink(missing_ok=True)
+            held.enter_context(store.run_lock(results, rid, sweep))
+        except store.RunLocked as exc:  # another process trains this run now: never two trainers for one run
+            log.warning("%s: not started here", exc)
+            return RunOutcome({"run_id": rid, "status": "running_elsewhere", "error": str(exc)},
+                              results / store.RUNS / f"{rid}.parquet")
+        if not force and store.is_completed(results, rid):  # finished by another trainer since the plan was made
+            log.info("run %s completed meanwhile (another sweep); not trained again", rid)
+            return RunOutcome(store.read_run(results, rid) or {}, results / store.RUNS / f"{rid}.parquet")
+        share = held.enter_context(HostShare())
+        summary, path = _train_and_write(cfg, identity, sweep, device, Threads(cfg.threads, parallel_jobs, share),
+                                         restart, started, t0)
+    return RunOutcome(summary, path)
+
+
+def _train_and_write(cfg: DictConfig, identity: RunIdentity, sweep: str | None, device: torch.device,
+                     threads: Threads, restart: bool, started: datetime, t0: float) -> tuple[dict[str, Any], Path]:
+    """Train (failures isolated into a `failed` row), write the row, drop the checkpoint of a finished run."""
+    results, rid = Path(cfg.results_dir).expanduser(), identity.run_id
+    checkpoint = store.checkpoint_path(results, rid)
+    try:
+        outcome, history, scored = _train(cfg, device, threads, checkpoint, restart)
+    except Exception as exc:  # isolate the failure: record it, let the sweep go on
+        error_log = store.write_error_log(results, rid, traceback.format_exc())  # None if it cannot be written
+        outcome, history, scored = ({"status": failure_status(exc), "error": f"{type(exc).__name__}: {exc}",
+                                     "error_log": str(error_log) if error_log else None}, [], [])
+        log.error("run %s %s: %s (traceback: %s)", rid, outcome["status"], outcome["error"], error_log)
+    summary = _row(identity, sweep, outcome, time.perf_counter() - t0, device, store.where_it_runs(), started)
+    try:
+        path = store.write_run(results, summary, history)
+    except OSError as exc:  # disk full, quota: earlier files are intact (atomic writes); say so in one line
+        log.error("run %s %s but its row could not be written to %s (%s); earlier results are intact",
+                  rid, summary["status"], results, exc.strerror or exc)
+        return summary, results / store.RUNS / f"{rid}.parquet"
+    if summary["status"] in ("completed", "diverged"):
+        checkpoint.unlink(missing_ok=True)
     if summary["status"] != "failed":
         energy = f"{summary['energy_kwh']:.3g} kWh" if summary["energy_kwh"] is not None else "energy n/a"
         scores = "  ".join(f"{k} {summary[k]:.4f}" for k in scored)
         log.info("%s  %s  %.1fs  %s  -> %s", summary["status"], scores, summary["wall_time_s"], energy, path)
-    return RunOutcome(summary, path)
+    return summary, path
 
 
 def record_unfinished(cfg: DictConfig, identity: RunIdentity, sweep: str | None, status: str, reason: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -44,8 +45,9 @@ def sweep_status(results_dir: Path) -> str:
                      f"seed={row.seed}: {detail}{where}")
     for rid, marker in markers.items():
         if not marker["alive"] and status.get(rid) != "completed":
-            lines.append(f"stale     {rid}  pid {marker['pid']} on {marker['host']} is gone; "
-                         "re-running the same command runs it again")
+            age = time.time() - float(marker.get("heartbeat_at", marker.get("started_at", 0.0)))
+            lines.append(f"stale     {rid}  its trainer {store.describe_holder(marker)} is gone (last heartbeat "
+                         f"{age:.0f} s ago); re-running the same command resumes it")
     return "\n".join(lines)
 
 

@@ -76,6 +76,8 @@ class Plan:
     command: str
     already_done: set[str] = field(default_factory=set)
     restart: bool = False  # --restart: unfinished runs discard their checkpoints
+    force: bool = False  # --force: completed runs train again
+    held: dict[str, dict[str, Any]] = field(default_factory=dict)  # run id -> the live lock of its trainer
 
 
 @dataclass
@@ -120,10 +122,13 @@ def plan(overrides: list[str], multirun: bool, flags: RunFlags) -> Plan:
     """Preflight every job, then decide what to launch: everything not yet completed (all with --force)."""
     jobs = preflight(overrides, multirun)
     done = set() if flags.force else {j.run_id for j in jobs if store.is_completed(j.results_dir, j.run_id)}
+    held = {j.run_id: lock for j in jobs if j.run_id not in done
+            for lock in [store.read_lock(j.results_dir, j.run_id)] if lock and store.lock_alive(lock)}
     hydra_overrides, _ = split_hydra([*search_overrides(overrides), *overrides])
-    return Plan(jobs, [j for j in jobs if j.run_id not in done], hydra_overrides,
+    return Plan(jobs, [j for j in jobs if j.run_id not in done and j.run_id not in held], hydra_overrides,
                 sweep_id(overrides) if multirun else None,
-                "lossbench run " + ("-m " if multirun else "") + " ".join(overrides), done, flags.restart)
+                "lossbench run " + ("-m " if multirun else "") + " ".join(overrides), done, flags.restart,
+                flags.force, held)
 
 
 def run_command(overrides: list[str], multirun: bool, flags: RunFlags) -> Outcome:
@@ -136,6 +141,10 @@ def run_command(overrides: list[str], multirun: bool, flags: RunFlags) -> Outcom
     if not multirun and the_plan.already_done:
         job = the_plan.jobs[0]
         return Outcome([f"run {job.run_id} already completed: skipped (--force re-runs it)  {job.identity.label}"], 0)
+    if not multirun and the_plan.held:
+        job = the_plan.jobs[0]
+        return Outcome([f"run {job.run_id} is already training {store.describe_holder(the_plan.held[job.run_id])}: "
+                        f"not started  {job.identity.label}"], 1)
     stopped = launch(the_plan, multirun) if the_plan.launch else None
     if stopped is not None:
         record_unfinished(the_plan, stopped)
@@ -163,7 +172,8 @@ def launch(the_plan: Plan, multirun: bool) -> str | None:
     hydra = Hydra.create_main_hydra2("lossbench", create_config_search_path(str(conf_dir())))
     try:
         if not multirun:
-            task = _task_function(the_plan.launch, the_plan.sweep, local=True, restart=the_plan.restart)
+            task = _task_function(the_plan.launch, the_plan.sweep, local=True, restart=the_plan.restart,
+                                  force=the_plan.force)
             hydra.run(CONFIG_NAME, task, the_plan.launch[0].overrides + the_plan.hydra_overrides)
             return
         master = hydra.compose_config(CONFIG_NAME, the_plan.launch[0].overrides + the_plan.hydra_overrides,
@@ -173,7 +183,7 @@ def launch(the_plan: Plan, multirun: bool) -> str | None:
             with open_dict(master):
                 master.hydra.launcher.name = f"lossbench-{the_plan.sweep}"
         task = _task_function(the_plan.launch, the_plan.sweep, not slurm, _parallel_jobs(master.hydra.launcher),
-                              the_plan.restart)
+                              the_plan.restart, the_plan.force)
         context = HydraContext(config_loader=hydra.config_loader, callbacks=Callbacks(master))
         launcher = Plugins.instance().instantiate_launcher(hydra_context=context, task_function=task, config=master)
         overrides = [job.overrides for job in the_plan.launch]
@@ -220,7 +230,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _task_function(jobs: list[Job], sweep: str | None, local: bool, parallel_jobs: int = 1,
-                   restart: bool = False) -> Any:
+                   restart: bool = False, force: bool = False) -> Any:
     """The function every launched job runs: train the preflight's config of job number `hydra.job.num`.
 
     With a local launcher (joblib's loky workers, submitit_local's subprocesses) a job in a worker
@@ -241,7 +251,7 @@ def _task_function(jobs: list[Job], sweep: str | None, local: bool, parallel_job
         num = OmegaConf.select(HydraConfig.get(), "job.num", default=0) if len(jobs) > 1 else 0
         job = jobs[num]
         execute(job.cfg, job.choices, sweep=sweep, identity=job.identity, parallel_jobs=parallel_jobs,
-                restart=restart and not _requeued())
+                restart=restart and not _requeued(), force=force)
 
     return task
 
@@ -294,10 +304,11 @@ def _exit_with_launcher(pid: int, started: str | None, interval_s: float = 0.5) 
 def outcome(the_plan: Plan) -> Outcome:
     """What became of every job, read from the result rows (whatever the launcher said), and the exit code."""
     rows = {j.run_id: store.read_run(j.results_dir, j.run_id) for j in the_plan.jobs}
-    status = {rid: (row or {}).get("status", "missing") for rid, row in rows.items()}
+    status = {rid: (row or {}).get("status", "running_elsewhere" if rid in the_plan.held else "missing")
+              for rid, row in rows.items()}
     counts = Counter(status.values())
-    parts = [f"{counts[s]} {s}" for s in ("completed", "diverged", "failed", *cluster.UNFINISHED, "missing")
-             if counts[s]]
+    parts = [f"{counts[s]} {s}" for s in ("completed", "diverged", "failed", *cluster.UNFINISHED,
+                                          "running_elsewhere", "missing") if counts[s]]
     skipped = f" ({len(the_plan.already_done)} already done, skipped)" if the_plan.already_done else ""
     lines = [f"{len(the_plan.jobs)} runs: {', '.join(parts)}{skipped}"]
     for job in the_plan.jobs:
@@ -306,6 +317,8 @@ def outcome(the_plan: Plan) -> Outcome:
             row = rows[job.run_id] or {}
             detail = row.get("error") or {"diverged": "non-finite training loss",
                                           "missing": "no result row (killed?)"}.get(st, "")
+            if st == "running_elsewhere":
+                detail = f"training {store.describe_holder(the_plan.held[job.run_id])}: not submitted again"
             where = f"  [SLURM job {row['slurm_job_id']}]" if row.get("slurm_job_id") else ""
             lines.append(f"  {st:<9} {job.run_id}  {job.identity.label}  {detail}{where}")
     return Outcome(lines, 0 if counts["completed"] == len(the_plan.jobs) else 1)

@@ -1,7 +1,8 @@
 """Sweeps on a real SLURM cluster (slurmctld + slurmd + slurmdbd; scripts/slurm_local_cluster.sh, started
 by .ci/run): jobs named after the sweep and traceable from each row, re-runs that submit only what is
 missing (counted in sacct), a cancelled job, a timed-out job and a rejected submission that become rows
-and a summary instead of a traceback, and grids larger than MaxArraySize split into several arrays."""
+and a summary instead of a traceback, grids larger than MaxArraySize split into several arrays, and a job
+requeued mid-training that resumes from its checkpoint."""
 
 from __future__ import annotations
 
@@ -121,3 +122,32 @@ def test_a_rejected_submission_is_one_line_and_not_submitted_rows(tmp_path):
     runs = load_runs(tmp_path / "results")
     assert len(runs) == 2 and set(runs.status) == {"not_submitted"}
     assert "2 runs: 2 not_submitted" in proc.stderr
+
+
+def test_a_requeued_job_resumes_from_its_checkpoint_with_identical_metrics(tmp_path):
+    """`scontrol requeue` mid-training (what preemption and a time-limit requeue do): SLURM kills the job
+    and starts it again; the run resumes from its last checkpoint and ends with the metrics of an
+    uninterrupted run, bit for bit."""
+    config = ["seed=0", "backbone=cnn", "trainer.epochs=100", "threads=1", "tracker=off", "trainer.progress=false"]
+    results = tmp_path / "results"
+    cmd = [sys.executable, "-m", "lossbench", "run", "-m", "hydra/launcher=slurm_cpu", *config, f"results_dir={results}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, job = time.time() + 300, None
+    while time.time() < deadline and job is None:
+        markers = sorted((results / "running").glob("*.json")) if (results / "running").is_dir() else []
+        checkpoints = list((results / "checkpoints").glob("*.pt")) if (results / "checkpoints").is_dir() else []
+        job = json.loads(markers[0].read_text()).get("slurm_job_id") if markers and checkpoints else None
+        time.sleep(0.2)
+    assert job, "no checkpoint was written"
+    subprocess.run(["scontrol", "requeue", job], check=True)
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+    row = load_runs(results).iloc[0]
+    assert row.status == "completed" and row.resumed_from_step > 0
+    local = subprocess.run([sys.executable, "-m", "lossbench", "run", *config, f"results_dir={tmp_path / 'local'}"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert local.returncode == 0, local.stderr[-3000:]
+    reference = load_runs(tmp_path / "local").iloc[0]
+    assert row.run_id == reference.run_id
+    for column in ("test_acc", "test_loss", "val_loss", "train_loss", "grad_norm_mean", "best_epoch", "steps"):
+        assert row[column] == reference[column], column
