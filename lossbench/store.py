@@ -1,11 +1,12 @@
 """Results as Parquet rows: one summary file per run, one history file per run, written atomically.
 
 Layout under `results_dir`: `runs/<run_id>.parquet` (one row) and `history/<run_id>.parquet` (one row
-per epoch); `running/<run_id>.json`, the lock of a run in progress (store.run_lock), `errors/<run_id>.log` for a failed
-run's traceback, `sweeps/<sweep>.json` listing the run ids a sweep command should produce,
-`checkpoints/<run_id>.pt` the training state of an unfinished run (removed when it finishes). Each file is written under a temporary name that does not end in `.parquet`, flushed to
-disk, then renamed: a crash leaves either the complete old file, the complete new one, or a
-`.tmp-*` leftover that no Parquet glob (pandas, pyarrow, DuckDB) picks up.
+per epoch); `running/<run_id>.json`, the lock of a run in progress (`run_lock`); `errors/<run_id>.log`
+for a failed run's traceback; `sweeps/<sweep>.json` listing the run ids a sweep command should produce;
+`checkpoints/<run_id>.pt`, the training state of an unfinished run (removed when it finishes). Each file
+is written under a temporary name that does not end in `.parquet`, flushed to disk, then renamed: a crash
+leaves either the complete old file, the complete new one, or a `.tmp-*` leftover that no Parquet glob
+(pandas, pyarrow, DuckDB) picks up.
 """
 
 from __future__ import annotations
