@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import socket
 import time
 import traceback
 from contextlib import ExitStack
@@ -55,15 +56,21 @@ def derived_seed(seed: int, stream: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{stream}".encode()).digest()[:7], "big")
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, require_cuda: bool = False) -> torch.device:
+    """The torch device of `device=`; `auto` is CUDA where available. `require_cuda` (a cluster job that
+    asked for GPUs) makes `auto` on a node without a visible GPU an error, never silent CPU training."""
     if name == "auto":
+        if require_cuda and not torch.cuda.is_available():
+            raise LossbenchError(f"the job asked the cluster for GPUs but none is visible on {socket.gethostname()} "
+                                 "(device=auto): not training on CPU")
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
         raise LossbenchError(f"unknown device '{name}'; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise LossbenchError(f"device={name} but CUDA is not available here; use device=cpu or device=auto")
+        raise LossbenchError(f"device={name} but CUDA is not available on {socket.gethostname()}; "
+                             "use device=cpu or device=auto")
     return device
 
 
@@ -91,13 +98,17 @@ def build_criterion(cfg: DictConfig) -> Criterion:
         raise LossbenchError(f"loss.z_loss: {exc}") from None
 
 
-def dry_build(cfg: DictConfig, choices: dict[str, str]) -> None:
+def dry_build(cfg: DictConfig, choices: dict[str, str], here: bool = True) -> None:
     """Everything `execute` builds except the data and the backbone, on dummy shapes: catches bad
-    values (e.g. a negative exponent) before any output is written. `cfg` is validated already."""
-    resolve_device(cfg.device)
+    values (e.g. a negative exponent) before any output is written. `cfg` is validated already.
+    `here=False` (jobs for cluster nodes): the device and the data files are checked on the node, where
+    the run will use them, not on the submitting host."""
+    if here:
+        resolve_device(cfg.device)
     dataset = build(cfg, "dataset")
     check_task(build(cfg, "task"), dataset, choices)
-    dataset.check()
+    if here:
+        dataset.check()
     head = build(cfg, "loss.head", in_features=4, num_classes=3)
     build_criterion(cfg)
     trainer = build(cfg, "trainer")
@@ -138,7 +149,7 @@ def build_model(cfg: DictConfig, splits: Splits) -> Classifier:
 
 def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
             identity: RunIdentity | None = None, parallel_jobs: int = 1, restart: bool = False,
-            force: bool = False) -> RunOutcome:
+            force: bool = False, require_cuda: bool = False) -> RunOutcome:
     """Train one configuration and write its row; always leave a row, never a partial file.
 
     A run that raises gets a `failed` row with the error (traceback in errors/<run_id>.log), a run
@@ -148,7 +159,8 @@ def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
 
     One trainer per run at a time (store.run_lock): if another live process trains this run, nothing is
     started and the outcome's status is `running_elsewhere` (no row written); once the lock is held, a run
-    that another trainer completed meanwhile is not trained again (unless `force`).
+    that another trainer completed meanwhile is not trained again (unless `force`). `require_cuda`: the
+    job asked its cluster for GPUs; a node without one fails the run (resolve_device).
 
     An unfinished run (killed, cancelled, preempted, requeued) left its training state in
     checkpoints/<run_id>.pt: running it again resumes there (`restart=True` discards it first). The
@@ -157,7 +169,11 @@ def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
     identity = identity or run_identity(cfg, choices)
     rid, axes = identity.run_id, identity.axes
     results = Path(cfg.results_dir).expanduser()
-    device = resolve_device(cfg.device)
+    try:
+        device = resolve_device(cfg.device, require_cuda)
+        device_error = None
+    except LossbenchError as exc:  # checked here, on the node: the run fails with a row saying why
+        device, device_error = torch.device("cpu"), exc
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
     log.info("run %s: %s", rid, "  ".join(f"{k}={v}" for k, v in axes.items() if k != "experiment"))
     with ExitStack() as held:
@@ -172,16 +188,19 @@ def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
             return RunOutcome(store.read_run(results, rid) or {}, results / store.RUNS / f"{rid}.parquet")
         share = held.enter_context(HostShare())
         summary, path = _train_and_write(cfg, identity, sweep, device, Threads(cfg.threads, parallel_jobs, share),
-                                         restart, started, t0)
+                                         restart, started, t0, device_error)
     return RunOutcome(summary, path)
 
 
 def _train_and_write(cfg: DictConfig, identity: RunIdentity, sweep: str | None, device: torch.device,
-                     threads: Threads, restart: bool, started: datetime, t0: float) -> tuple[dict[str, Any], Path]:
+                     threads: Threads, restart: bool, started: datetime, t0: float,
+                     device_error: LossbenchError | None = None) -> tuple[dict[str, Any], Path]:
     """Train (failures isolated into a `failed` row), write the row, drop the checkpoint of a finished run."""
     results, rid = Path(cfg.results_dir).expanduser(), identity.run_id
     checkpoint = store.checkpoint_path(results, rid)
     try:
+        if device_error is not None:
+            raise device_error
         outcome, history, scored = _train(cfg, device, threads, checkpoint, restart)
     except Exception as exc:  # isolate the failure: record it, let the sweep go on
         error_log = store.write_error_log(results, rid, traceback.format_exc())  # None if it cannot be written
@@ -189,6 +208,8 @@ def _train_and_write(cfg: DictConfig, identity: RunIdentity, sweep: str | None, 
                                      "error_log": str(error_log) if error_log else None}, [], [])
         log.error("run %s %s: %s (traceback: %s)", rid, outcome["status"], outcome["error"], error_log)
     summary = _row(identity, sweep, outcome, time.perf_counter() - t0, device, store.where_it_runs(), started)
+    if device_error is not None:
+        summary["device"] = str(cfg.device)  # the configured device: the run never reached one
     try:
         path = store.write_run(results, summary, history)
     except OSError as exc:  # disk full, quota: earlier files are intact (atomic writes); say so in one line

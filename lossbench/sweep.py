@@ -97,10 +97,11 @@ def preflight(overrides: list[str], multirun: bool) -> list[Job]:
     from lossbench.run import dry_build
 
     jobs: dict[str, Job] = {}
+    here = not (multirun and _for_a_cluster(overrides))
     for job_overrides in sweep_jobs(overrides) if multirun else [overrides]:
         cfg, choices = compose_run(job_overrides)
         validate(cfg)
-        dry_build(cfg, choices)
+        dry_build(cfg, choices, here)
         identity = run_identity(cfg, choices)
         _, task_overrides = split_hydra(job_overrides)
         jobs.setdefault(identity.run_id, Job(task_overrides, cfg, choices, identity))
@@ -109,6 +110,13 @@ def preflight(overrides: list[str], multirun: bool) -> list[Job]:
     ordered = list(jobs.values())
     ordered.sort(key=lambda job: job.identity.axes["seed"])  # stable: variants cycle within each seed
     return ordered
+
+
+def _for_a_cluster(overrides: list[str]) -> bool:
+    """Whether the command's jobs go to cluster nodes (a SLURM launcher chosen on the command line): then
+    the device and the data are checked on the node, not on the submitting (login) host."""
+    return any(o.split("=", 1)[0].lstrip("+~") == "hydra/launcher" and "slurm" in o.split("=", 1)[-1]
+               for o in overrides)
 
 
 def sweep_id(overrides: list[str]) -> str:
@@ -182,8 +190,9 @@ def launch(the_plan: Plan, multirun: bool) -> str | None:
         if "name" in master.hydra.launcher:
             with open_dict(master):
                 master.hydra.launcher.name = f"lossbench-{the_plan.sweep}"
+        gpus = any((master.hydra.launcher.get(key) or 0) for key in ("gpus_per_node", "gpus_per_task"))
         task = _task_function(the_plan.launch, the_plan.sweep, not slurm, _parallel_jobs(master.hydra.launcher),
-                              the_plan.restart, the_plan.force)
+                              the_plan.restart, the_plan.force, slurm and gpus)
         context = HydraContext(config_loader=hydra.config_loader, callbacks=Callbacks(master))
         launcher = Plugins.instance().instantiate_launcher(hydra_context=context, task_function=task, config=master)
         overrides = [job.overrides for job in the_plan.launch]
@@ -230,7 +239,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _task_function(jobs: list[Job], sweep: str | None, local: bool, parallel_jobs: int = 1,
-                   restart: bool = False, force: bool = False) -> Any:
+                   restart: bool = False, force: bool = False, require_cuda: bool = False) -> Any:
     """The function every launched job runs: train the preflight's config of job number `hydra.job.num`.
 
     With a local launcher (joblib's loky workers, submitit_local's subprocesses) a job in a worker
@@ -251,7 +260,7 @@ def _task_function(jobs: list[Job], sweep: str | None, local: bool, parallel_job
         num = OmegaConf.select(HydraConfig.get(), "job.num", default=0) if len(jobs) > 1 else 0
         job = jobs[num]
         execute(job.cfg, job.choices, sweep=sweep, identity=job.identity, parallel_jobs=parallel_jobs,
-                restart=restart and not _requeued(), force=force)
+                restart=restart and not _requeued(), force=force, require_cuda=require_cuda)
 
     return task
 

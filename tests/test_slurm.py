@@ -151,3 +151,14 @@ def test_a_requeued_job_resumes_from_its_checkpoint_with_identical_metrics(tmp_p
     assert row.run_id == reference.run_id
     for column in ("test_acc", "test_loss", "val_loss", "train_loss", "grad_norm_mean", "best_epoch", "steps"):
         assert row[column] == reference[column], column
+
+
+def test_the_device_is_checked_on_the_node_not_on_the_submitting_host(tmp_path):
+    """device=cuda is submittable from a host without CUDA; on a node without CUDA the run fails with a
+    row that says so (never silent CPU training)."""
+    proc = lossbench(tmp_path, "hydra/launcher=slurm_cpu", "device=cuda", "seed=0", *FAST)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    row = load_runs(tmp_path / "results").iloc[0]
+    assert row.status == "failed" and row.slurm_job_id and row.device == "cuda"
+    assert row.error.startswith("LossbenchError: device=cuda but CUDA is not available on ")
+    assert "1 runs: 1 failed" in proc.stderr
