@@ -313,6 +313,10 @@ def _exit_with_launcher(pid: int, started: str | None, interval_s: float = 0.5) 
 def outcome(the_plan: Plan) -> Outcome:
     """What became of every job, read from the result rows (whatever the launcher said), and the exit code."""
     rows = {j.run_id: store.read_run(j.results_dir, j.run_id) for j in the_plan.jobs}
+    for job in the_plan.jobs:  # no row, but a live trainer elsewhere (e.g. an overlapping sweep's job)
+        lock = store.read_lock(job.results_dir, job.run_id) if rows[job.run_id] is None else None
+        if lock and store.lock_alive(lock):
+            the_plan.held.setdefault(job.run_id, lock)
     status = {rid: (row or {}).get("status", "running_elsewhere" if rid in the_plan.held else "missing")
               for rid, row in rows.items()}
     counts = Counter(status.values())

@@ -162,3 +162,21 @@ def test_the_device_is_checked_on_the_node_not_on_the_submitting_host(tmp_path):
     assert row.status == "failed" and row.slurm_job_id and row.device == "cuda"
     assert row.error.startswith("LossbenchError: device=cuda but CUDA is not available on ")
     assert "1 runs: 1 failed" in proc.stderr
+
+
+def test_two_overlapping_sweeps_submitted_at_once_train_each_run_once(tmp_path):
+    results = tmp_path / "results"
+    common = ["hydra/launcher=slurm_cpu", "backbone=cnn", "trainer.epochs=15", "tracker=off", "trainer.progress=false",
+              f"results_dir={results}"]
+    procs = [subprocess.Popen([sys.executable, "-m", "lossbench", "run", "-m", f"seed={seeds}", *common], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seeds in ("0,1", "1,2")]
+    errs = [p.communicate(timeout=900)[1] for p in procs]
+    assert all("Traceback" not in e for e in errs), errs
+    runs = load_runs(results)
+    assert sorted(runs.seed) == [0, 1, 2] and (runs.status == "completed").all()
+    shared = runs.set_index("seed").at[1, "run_id"]
+    logs = [p.read_text() for p in results.rglob("*_log.err")]
+    trained = [log for log in logs if f"run {shared}:" in log and "completed  test_acc" in log]
+    declined = [log for log in logs if f"run {shared} is already training" in log or
+                f"run {shared} completed meanwhile" in log]
+    assert len(trained) == 1 and len(declined) == 1  # both sweeps submitted it; one job trained it
