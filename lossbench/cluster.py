@@ -52,6 +52,16 @@ def job_state(job_id: str, log_folder: str | None = None) -> tuple[str, str]:
     return _STATES.get(word, "failed"), detail
 
 
+def sweep_job_states(sweep: str) -> dict[str, int]:
+    """How many of a sweep's SLURM jobs (named `lossbench-<sweep>`) are in each state, from accounting
+    (`sacct`, the last 30 days; array tasks count one each); {} without SLURM or jobs."""
+    out = _run("sacct", "-n", "-P", "-X", "--name", f"lossbench-{sweep}", "-o", "State", "-S", "now-30days")
+    counts: dict[str, int] = {}
+    for line in out.split():
+        counts[line] = counts.get(line, 0) + 1
+    return counts
+
+
 def _timed_out(folder: Path) -> bool:
     """Whether submitit's log of a job says it was stopped at its time limit."""
     for log in folder.glob("*_log.err"):

@@ -1,4 +1,5 @@
-"""`lossbench status`: what a results folder holds, per sweep, from rows, manifests and markers."""
+"""`lossbench status`: what a results folder holds, per sweep, from rows, manifests and run locks (liveness by
+heartbeat), joined for SLURM sweeps with the cluster's accounting of the sweep's jobs (`sacct` by job name)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from lossbench import store
-from lossbench.cluster import UNFINISHED
+from lossbench.cluster import UNFINISHED, sweep_job_states
 from lossbench.identity import variant_of_legacy
 
 STATES = ("done", "running", "failed", "diverged", "stopped", "pending")  # stopped: cancelled, timeout, ... by the cluster
@@ -29,6 +30,10 @@ def sweep_status(results_dir: Path) -> str:
         counts = _counts(manifest["run_ids"], status, live)
         lines.append(f"{manifest['sweep']:<9} {len(manifest['run_ids']):>5} "
                      + " ".join(f"{counts[s]:>8}" for s in STATES) + f"  {manifest['command']}")
+        jobs = sweep_job_states(manifest["sweep"]) if "slurm" in manifest["command"] else {}
+        if jobs:  # joined with the cluster's accounting: queued, running, failed jobs of the sweep
+            lines.append(f"{'':<9} SLURM jobs lossbench-{manifest['sweep']}: "
+                         + ", ".join(f"{n} {state}" for state, n in sorted(jobs.items())))
     if single:
         counts = _counts(single, status, live)
         lines.append(f"{'-':<9} {len(single):>5} " + " ".join(f"{counts[s]:>8}" for s in STATES) + "  (single runs)")

@@ -59,6 +59,9 @@ def test_a_sweep_runs_on_the_cluster_and_a_rerun_submits_nothing(tmp_path):
     again = lossbench(tmp_path, *grid)
     assert again.returncode == 0 and "(3 already done, skipped)" in again.stderr
     assert len(jobs_named(name)) == 3  # nothing was submitted
+    status = subprocess.run([sys.executable, "-m", "lossbench", "status", str(results)], capture_output=True,
+                            text=True, check=True).stdout
+    assert f"SLURM jobs {name}: 3 COMPLETED" in status  # joined with sacct
 
 
 def test_a_grid_larger_than_max_array_size_is_split_into_arrays(tmp_path):
