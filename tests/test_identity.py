@@ -23,8 +23,8 @@ def test_every_loss_shortcut_equals_its_head_and_criterion(loss):
     """`loss=focal` is `loss=ce loss/criterion=focal`: the yaml only names a head and a criterion."""
     spec = yaml.safe_load((conf_dir() / "loss" / f"{loss}.yaml").read_text())["defaults"]
     head, criterion = spec[0]["head"], spec[1]["criterion"]
-    base = "harmonic" if head == "distance" else "ce"
-    short, long = identity(f"loss={loss}"), identity(f"loss={base}", f"loss/criterion={criterion}")
+    short = identity(f"loss={loss}")
+    long = identity("loss=ce", f"loss/head={head}", f"loss/criterion={criterion}")
     assert short.run_id == long.run_id and short.axes == long.axes
 
 
