@@ -31,6 +31,13 @@ def test_signed_braycurtis_is_scipys_on_non_negative_features_and_not_on_signed_
     assert ratio.max() > 10 or ratio.min() < 0.1  # HarMax probabilities far apart
 
 
+def test_only_the_reference_variants_say_which_reference_layer_they_reproduce():
+    from lossbench.config import group_options
+
+    marked = {name for name in group_options("distance") if type(make(name)).reproduces}
+    assert marked == {"braycurtis_signed", "chebyshev_reference"}
+
+
 def test_reference_chebyshev_is_a_scale_free_soft_mean_not_a_maximum():
     x, w = _signed(30, 8, 13)
     metric = make("chebyshev_reference").double()

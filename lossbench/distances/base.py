@@ -28,6 +28,9 @@ class Distance(nn.Module):
     # FLOPs per (row, prototype, feature) term of the forward pass: each add, multiply, subtract,
     # absolute value, power, comparison or division counts 1 (cost/flops.py uses it)
     term_flops: ClassVar[int]
+    # set on the reference code's variants (README: "The Rethinking reference code's variants"): the layer of
+    # that code the class reproduces, formula differences included; None for the formulas the papers state
+    reproduces: ClassVar[str | None] = None
 
     def setup(self, in_features: int) -> None:
         """Create parameters that depend on the feature dimension (none by default)."""

@@ -25,6 +25,7 @@ class BrayCurtisSignedDistance(Distance):
     """The reference code's Bray-Curtis: L1 distance over |sum (x + w)|, floored at 10 eps."""
 
     name = "braycurtis_signed"
+    reproduces = "vision/models/distlayers.py bray_curtis_standard"
     term_flops = 4  # the L1 reduction (3) and the sums of x + w (1)
 
     def __init__(self, eps: PositiveFloat = 1e-3) -> None:

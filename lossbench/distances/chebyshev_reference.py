@@ -25,6 +25,7 @@ class ChebyshevReferenceDistance(Distance):
     """sum_k softmax(u)_k u_k over the standardised differences u (module docstring)."""
 
     name = "chebyshev_reference"
+    reproduces = "vision/models/distlayers.py chebyshev_standard"
     term_flops = 9  # subtract, |.|, mean/variance (3), divide, exp, softmax normalise, multiply-add
 
     def __init__(self, eps: PositiveFloat = 1e-4) -> None:
