@@ -173,9 +173,15 @@ def lock_alive(holder: dict[str, Any]) -> bool:
     return time.time() - float(beat) < STALE_AFTER * HEARTBEAT_S
 
 
-def read_lock(results_dir: Path, rid: str) -> dict[str, Any] | None:
-    """The lock of a run, if any (an unreadable one reads as {})."""
-    return _read_lock(results_dir / RUNNING / f"{rid}.json")
+def lock_path(results_dir: Path, rid: str) -> Path:
+    """Where a run's lock lives while it trains (`run_lock`)."""
+    return results_dir / RUNNING / f"{rid}.json"
+
+
+def live_lock(results_dir: Path, rid: str) -> dict[str, Any] | None:
+    """The lock of a run that another live trainer holds now (`lock_alive`), or None."""
+    lock = _read_lock(lock_path(results_dir, rid))
+    return lock if lock and lock_alive(lock) else None
 
 
 def _read_lock(path: Path) -> dict[str, Any] | None:
@@ -257,7 +263,7 @@ def run_lock(results_dir: Path, rid: str, sweep: str | None) -> Iterator[Path]:
     now = time.time()
     lock = {"run_id": rid, "sweep": sweep, "pid": os.getpid(), "started_at": now, "heartbeat_at": now,
             "token": uuid.uuid4().hex, **where_it_runs()}
-    path = results_dir / RUNNING / f"{rid}.json"
+    path = lock_path(results_dir, rid)
     _acquire(path, lock)
     beat = _Heartbeat(path, lock)
     beat.start()

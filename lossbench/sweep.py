@@ -131,7 +131,7 @@ def plan(overrides: list[str], multirun: bool, flags: RunFlags) -> Plan:
     jobs = preflight(overrides, multirun)
     done = set() if flags.force else {j.run_id for j in jobs if store.is_completed(j.results_dir, j.run_id)}
     held = {j.run_id: lock for j in jobs if j.run_id not in done
-            for lock in [store.read_lock(j.results_dir, j.run_id)] if lock and store.lock_alive(lock)}
+            for lock in [store.live_lock(j.results_dir, j.run_id)] if lock}
     hydra_overrides, _ = split_hydra([*search_overrides(overrides), *overrides])
     return Plan(jobs, [j for j in jobs if j.run_id not in done and j.run_id not in held], hydra_overrides,
                 sweep_id(overrides) if multirun else None,
@@ -228,7 +228,7 @@ def record_unfinished(the_plan: Plan, stopped: str) -> None:
             status, reason = "not_submitted", stopped
         where = {k: marker.get(k) for k in ("host", "slurm_job_id", "slurm_array_task_id", "job_log")}
         write_row(job.cfg, job.identity, the_plan.sweep, status, reason, where)
-        (job.results_dir / store.RUNNING / f"{job.run_id}.json").unlink(missing_ok=True)
+        store.lock_path(job.results_dir, job.run_id).unlink(missing_ok=True)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -314,8 +314,8 @@ def outcome(the_plan: Plan) -> Outcome:
     """What became of every job, read from the result rows (whatever the launcher said), and the exit code."""
     rows = {j.run_id: store.read_run(j.results_dir, j.run_id) for j in the_plan.jobs}
     for job in the_plan.jobs:  # no row, but a live trainer elsewhere (e.g. an overlapping sweep's job)
-        lock = store.read_lock(job.results_dir, job.run_id) if rows[job.run_id] is None else None
-        if lock and store.lock_alive(lock):
+        lock = store.live_lock(job.results_dir, job.run_id) if rows[job.run_id] is None else None
+        if lock:
             the_plan.held.setdefault(job.run_id, lock)
     status = {rid: (row or {}).get("status", "running_elsewhere" if rid in the_plan.held else "missing")
               for rid, row in rows.items()}

@@ -27,13 +27,12 @@ def _run(compose, *overrides: str):
 
 
 @pytest.mark.parametrize("loss", ["ce", "harmonic"])
-def test_a_cuda_run_matches_the_cpu_run(compose, loss):
+def test_a_cuda_run_matches_the_cpu_run(compose, tmp_path, loss):
     """Same seed, fp32: the GPU run's accuracy is the CPU run's up to reduction order, and its row is
     complete (probes included) and says where it ran."""
     overrides = ("dataset=digits", "backbone=mlp", f"loss={loss}", "trainer.epochs=3")
     cfg, gpu = _run(compose, *overrides)
-    _, cpu_choices = compose(*overrides)
-    cpu = execute(compose(*overrides)[0], cpu_choices).summary
+    cpu = execute(*compose(*overrides, f"results_dir={tmp_path / 'cpu'}")).summary  # its own folder: one row each
     assert gpu["status"] == cpu["status"] == "completed"
     assert gpu["device"].startswith("cuda") and gpu["device_name"] and gpu["precision"] == "fp32"
     assert gpu["test_acc"] == pytest.approx(cpu["test_acc"], abs=0.02)
