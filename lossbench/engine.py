@@ -6,8 +6,9 @@ the best validation score of the task (its `selection`) is restored at the end, 
 influences model selection. Every task shares this loop: the task maps a batch to (inputs, targets)
 and scores the outputs.
 
-Every `checkpoint_every` evaluation points the loop hands its whole state (model, optimizer,
-scheduler, criterion, RNG states, where the batch stream stands, the result so far) to a callback, and
+Every `checkpoint_every` evaluation points, once `checkpoint_interval_s` seconds have passed since the
+last save, the loop hands its whole state (model, optimizer, scheduler, criterion, RNG states, where the
+batch stream stands, the result so far) to a callback, and
 `fit(resume=state)` continues from such a state: the resumed run takes the same batches and random
 draws as an uninterrupted one, so on CPU its metrics are the same bit for bit (tests/test_resume.py).
 Where the state is kept is the caller's business (run.py: the results folder).
@@ -33,7 +34,7 @@ from lossbench import SettingError
 from lossbench.data.base import Splits, TensorLoader
 from lossbench.losses.base import Criterion
 from lossbench.metrics import grad_norm, param_norm, summarize
-from lossbench.ranges import NonNegativeInt, PositiveFloat, PositiveInt
+from lossbench.ranges import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from lossbench.tasks.base import Task
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ class Trainer:
         channels_last: bool = False,
         compile: bool = False,
         checkpoint_every: NonNegativeInt = 1,
+        checkpoint_interval_s: NonNegativeFloat = 30.0,
     ) -> None:
         if min(epochs, eval_batch_size, eval_every, grad_accum, spike_window) < 1 or (steps is not None and steps < 1):
             raise SettingError("trainer.epochs, eval_batch_size, eval_every, grad_accum, spike_window and steps must be >= 1")
@@ -140,7 +142,7 @@ class Trainer:
         self.grad_accum, self.precision = grad_accum, precision
         self.spike_factor, self.spike_window = spike_factor, spike_window
         self.channels_last, self.compile = channels_last, compile
-        self.checkpoint_every = checkpoint_every
+        self.checkpoint_every, self.checkpoint_interval_s = checkpoint_every, checkpoint_interval_s
         self.progress = sys.stderr.isatty() if progress == "auto" else bool(progress)
 
     def batch(self, n_train: int) -> int:
@@ -184,8 +186,8 @@ class Trainer:
         """Train, evaluating on validation at every evaluation point; restore the selected weights.
 
         `at_evaluation`, if given, is called at every evaluation point (the run re-balances its threads there).
-        `at_checkpoint(state)` receives the loop's state every `checkpoint_every` evaluation points (not at
-        the last one); `resume=state` continues from one (module docstring).
+        `at_checkpoint(state)` receives the loop's state every `checkpoint_every` evaluation points, at most
+        once per `checkpoint_interval_s` seconds (never at the last point); `resume=state` continues from one (module docstring).
         """
         loader = self.loader(data, generator)
         per_epoch = self.steps_per_epoch(len(loader))
@@ -203,6 +205,7 @@ class Trainer:
         result = FitResult()
         sign = 1.0 if task.selection_higher_is_better else -1.0
         best_score, best_state = -math.inf, None
+        last_save = time.monotonic()
         if resume is not None:
             result, best_score, best_state = self._restore(resume, model, criterion, optimizer, scheduler, batches,
                                                            device)
@@ -252,7 +255,9 @@ class Trainer:
                 selected, row[selected], row["grad_norm_mean"], elapsed,
             )
             if (at_checkpoint is not None and self.checkpoint_every and result.steps < total
-                    and len(result.history) % self.checkpoint_every == 0):
+                    and len(result.history) % self.checkpoint_every == 0
+                    and time.monotonic() - last_save >= self.checkpoint_interval_s):
+                last_save = time.monotonic()
                 at_checkpoint({
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),

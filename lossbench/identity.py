@@ -22,12 +22,12 @@ from omegaconf import DictConfig, OmegaConf
 from lossbench import LossbenchError
 
 # Keys that locate inputs and outputs, set machine resources, or only feed defaults into other keys
-# (task's harmonic_n is resolved into loss.head.n): they never change what a run is.
-NON_IDENTITY_KEYS = ("results_dir", "data_dir", "harmonic_n", "threads")
+# (harmonic_n and harmonic_eps are resolved into loss.head.n and .eps): they never change what a run is.
+NON_IDENTITY_KEYS = ("results_dir", "data_dir", "harmonic_n", "harmonic_eps", "threads", "save_model")
 # Trainer settings that change how fast or how safely a run trains, not the function it computes (like
 # `threads`, compile and channels_last may change the last bits of float results): a run's id, and so
 # skip-if-done and resuming from a checkpoint, do not depend on them.
-NON_IDENTITY_TRAINER_KEYS = ("compile", "channels_last", "checkpoint_every")
+NON_IDENTITY_TRAINER_KEYS = ("compile", "channels_last", "checkpoint_every", "checkpoint_interval_s")
 # Config groups whose choice names label a row (display only: the id never depends on them).
 CHOICE_AXES = ("task", "dataset", "backbone", "optim")
 

@@ -47,14 +47,16 @@ def test_id_changes_with_any_setting_but_not_with_output_locations_or_ignored_di
     assert identity("loss=harmonic", "distance=cosine", "results_dir=/elsewhere", "data_dir=/x").run_id == base.run_id
     assert identity("loss=ce", "distance=cosine").run_id == identity("loss=ce", "distance=euclidean").run_id
     # how fast or how safely a run trains is not what it computes
-    for setting in ("trainer.compile=true", "trainer.channels_last=true", "trainer.checkpoint_every=5", "threads=1"):
+    for setting in ("trainer.compile=true", "trainer.channels_last=true", "trainer.checkpoint_every=5",
+                    "trainer.checkpoint_interval_s=0", "threads=1"):
         assert identity("loss=harmonic", "distance=cosine", setting).run_id == base.run_id, setting
 
 
 def test_run_id_is_the_sha256_of_the_sorted_effective_config():
     cfg, choices = compose_run(["loss=harmonic"])
     data = {k: v for k, v in effective_config(cfg).items() if k not in NON_IDENTITY_KEYS}
-    data["trainer"] = {k: v for k, v in data["trainer"].items() if k not in ("compile", "channels_last", "checkpoint_every")}
+    data["trainer"] = {k: v for k, v in data["trainer"].items() if k not in ("compile", "channels_last", "checkpoint_every",
+                                                                            "checkpoint_interval_s")}
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     assert run_identity(cfg, choices).run_id == hashlib.sha256(blob.encode()).hexdigest()[:16]
     assert hash_id({"x": 1, "y": {"b": 2, "a": [1, 2]}}) == hash_id({"y": {"a": [1, 2], "b": 2}, "x": 1})

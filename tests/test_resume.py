@@ -19,10 +19,12 @@ from lossbench.store import load_history, load_runs
 EXACT = ["test_acc", "test_loss", "val_loss", "train_loss", "grad_norm_mean", "grad_norm_max", "best_epoch",
          "head_param_norm", "model_param_norm", "steps"]
 CASES = {  # classification with data augmentation-free shuffling; a language model with random windows
-    "classification": ["dataset=mnist1d", "backbone=mlp", "loss=harmonic", "trainer.epochs=5", "threads=1"],
+    "classification": ["dataset=mnist1d", "backbone=mlp", "loss=harmonic", "trainer.epochs=5", "threads=1",
+                       "trainer.checkpoint_interval_s=0"],
     "lm": ["task=lm", "backbone.n_layer=1", "backbone.n_head=2", "backbone.n_embd=16", "backbone.block_size=16",
            "trainer.steps=30", "trainer.eval_every=6", "trainer.batch_size=4", "trainer.grad_accum=2",
-           "dataset.eval_windows=4", "probe_samples=64", "loss=harmonic", "distance=cosine", "threads=1"],
+           "dataset.eval_windows=4", "probe_samples=64", "loss=harmonic", "distance=cosine", "threads=1",
+           "trainer.checkpoint_interval_s=0"],
 }
 
 
@@ -69,14 +71,15 @@ def test_a_run_interrupted_after_a_checkpoint_resumes_to_identical_metrics(compo
     assert len(load_runs(tmp_path / "cut")) == 1  # the failed row was replaced
 
 
-def test_checkpoints_every_n_evaluations_and_never_with_zero(compose, tmp_path, monkeypatch):
-    for every, expected in ((2, [2, 4]), (1, [1, 2, 3, 4]), (0, [])):  # 5 evaluations; none at the last
+def test_checkpoints_every_n_evaluations_at_most_once_per_interval_and_never_with_zero(compose, tmp_path, monkeypatch):
+    # 5 evaluations; none at the last. The classification case saves whenever due (interval 0).
+    for every, interval, expected in ((2, 0, [2, 4]), (1, 0, [1, 2, 3, 4]), (0, 0, []), (1, 3600, [])):
         evaluations: list[int] = []
         monkeypatch.setattr(store, "write_checkpoint", lambda path, state: evaluations.append(len(state["result"].history)))
         cfg, choices = compose(*CASES["classification"], f"trainer.checkpoint_every={every}",
-                               f"results_dir={tmp_path / str(every)}")
+                               f"trainer.checkpoint_interval_s={interval}", f"results_dir={tmp_path / f'{every}-{interval}'}")
         assert execute(cfg, choices).summary["status"] == "completed"
-        assert evaluations == expected, every
+        assert evaluations == expected, (every, interval)
 
 
 def _lossbench(*args: str, results, **kw) -> subprocess.Popen:
@@ -84,7 +87,8 @@ def _lossbench(*args: str, results, **kw) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
-KILLED = ["dataset=mnist1d", "backbone=cnn", "trainer.epochs=6", "tracker=off", "trainer.progress=false", "threads=1"]
+KILLED = ["dataset=mnist1d", "backbone=cnn", "trainer.epochs=6", "tracker=off", "trainer.progress=false", "threads=1",
+          "trainer.checkpoint_interval_s=0"]
 
 
 def _kill_after_first_checkpoint(tmp_path, results) -> str:

@@ -131,7 +131,8 @@ def test_a_requeued_job_resumes_from_its_checkpoint_with_identical_metrics(tmp_p
     """`scontrol requeue` mid-training (what preemption and a time-limit requeue do): SLURM kills the job
     and starts it again; the run resumes from its last checkpoint and ends with the metrics of an
     uninterrupted run, bit for bit."""
-    config = ["seed=0", "backbone=cnn", "trainer.epochs=100", "threads=1", "tracker=off", "trainer.progress=false"]
+    config = ["seed=0", "backbone=cnn", "trainer.epochs=100", "threads=1", "tracker=off", "trainer.progress=false",
+              "trainer.checkpoint_interval_s=0"]
     results = tmp_path / "results"
     cmd = [sys.executable, "-m", "lossbench", "run", "-m", "hydra/launcher=slurm_cpu", *config, f"results_dir={results}"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
