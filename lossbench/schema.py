@@ -133,6 +133,10 @@ TRAINING = [
     _c("flops", "float", "forward + backward FLOPs of the whole training run (torch.utils.flop_counter + the "
        "distance heads' declared formulas)", unit="FLOP", label="FLOPs", block="Sustainability",
        higher_is_better=False, fmt=".3g"),
+    _c("s_per_epoch_per_gflop", "float", "the Rethinking paper's Duration / Epoch / GFLOP axis: time_per_epoch_s "
+       "over the GFLOPs of one training example (flops / samples_seen / 1e9, forward + backward), so a bigger "
+       "model is not penalised for its size alone", unit="s/GFLOP", label="s / epoch / GFLOP", block="Sustainability",
+       higher_is_better=False, fmt=".3g"),
     _c("threads", "int", "torch intra-op threads the run started with (threads=auto: its share of the CPUs)"),
 ]
 ENERGY = [

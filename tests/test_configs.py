@@ -14,12 +14,14 @@ from lossbench.run import build, dry_build
 OFFLINE_DATASETS = ["digits", "mnist1d", "modadd", "spiral"]
 REAL_DATASETS = ["cifar10", "cifar100", "fashion_mnist", "mnist"]
 LM_DATASETS = ["openwebtext", "text_builtin", "text_file"]
+FOLDER_DATASETS = {"imagefolder": "imagefolder", "tinyimagenet": "tiny-imagenet-200-folders"}  # option: folder
 # A dataset each backbone accepts, and the input shape it then sees.
 BACKBONE_INPUT = {
     "mlp": ((40,), None),
     "cnn": ((1, 8, 8), None),
     "resnet18": ((3, 32, 32), None),
     "resnet50": ((3, 32, 32), None),
+    "pvt": ((3, 32, 32), None),
     "embedding_mlp": ((2,), 59),
     "gpt": ((16,), 50),  # one feature vector per token
 }
@@ -27,7 +29,7 @@ BACKBONE_INPUT = {
 
 def test_every_group_has_options_and_the_lists_are_complete():
     assert set(BACKBONE_INPUT) == set(group_options("backbone"))
-    assert set(OFFLINE_DATASETS + REAL_DATASETS + LM_DATASETS) == set(group_options("dataset"))
+    assert set(OFFLINE_DATASETS + REAL_DATASETS + LM_DATASETS + list(FOLDER_DATASETS)) == set(group_options("dataset"))
     for group in GROUPS:
         for option in group_options(group):
             lines = (conf_dir() / group / f"{option}.yaml").read_text().splitlines()
@@ -40,6 +42,9 @@ def test_option_composes_and_dry_builds(compose, group, option, tmp_path):
     (tmp_path / "t.txt").write_text("some text " * 400)
     for name in ("train.bin", "val.bin"):  # nanoGPT-format token files for openwebtext (experiment=paper_lm)
         torch.randint(0, 50257, (5000,), dtype=torch.int32).numpy().astype("uint16").tofile(tmp_path / name)
+    for folder in FOLDER_DATASETS.values():  # image folders: the split folders (their images are checked on load)
+        for split in ("train", "test"):
+            (tmp_path / folder / split).mkdir(parents=True)
     lm = ["task=lm", f"dataset.path={tmp_path / 't.txt'}"] if (group, option) == ("dataset", "text_file") else (
         ["task=lm"] if group == "dataset" and option in LM_DATASETS else [])
     cfg, choices = compose(*lm, f"{group}={option}", f"data_dir={tmp_path}")

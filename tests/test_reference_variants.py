@@ -63,3 +63,53 @@ def test_negated_similarity_head_matches_the_reference_objective_and_predicts_th
     assert (logits.argmax(1) == q.argmax(1)).all()  # the farthest prototype wins
     assert F.softmax(torch.from_numpy(logits), 1).max() <= 1 / (1 + 4 / np.e) + 1e-12  # capped probability
     assert instantiate(cfg.loss.head, in_features=6, num_classes=5).name == "negsim"
+
+
+def _reference_lm_probs(s: np.ndarray) -> np.ndarray:
+    """reference.md §1.3, GPT.py L203-240 transcribed in float64: clamp, normalise, + 0.01 / V, clamp."""
+    s = np.clip(s, 1e-8, 1e8)
+    p = s / np.maximum(s.sum(-1, keepdims=True), 1e-8)
+    return np.clip(p + 0.01 / s.shape[-1], 1e-8, 1.0)
+
+
+def _cosines(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)) @ (w / np.linalg.norm(w, axis=-1, keepdims=True)).T
+
+
+def test_reference_cosine_simple_lm_head_is_the_floored_linear_cosine():
+    cfg, _ = compose_run(["task=lm", "loss=cosine_simple_reference"])
+    assert cfg.loss.criterion.label_smoothing == 0.1  # the reference trains it with label smoothing 0.1
+    torch.manual_seed(0)
+    head = build(cfg, "loss.head", in_features=7, num_classes=50).double()
+    x, _ = _signed(12, 1, 7, seed=4)
+    logits = head(x).detach().numpy()
+    p = _reference_lm_probs((1 + _cosines(x.numpy(), head.weight.detach().numpy())) / 2)
+    np.testing.assert_allclose(logits, np.log(p), rtol=1e-10)
+    # the floor puts 1.01 of probability mass on the 50 tokens: exp(logits) is not a distribution
+    np.testing.assert_allclose(np.exp(logits).sum(1), 1.01, rtol=1e-9)
+    assert np.exp(logits).max() < 0.5  # near uniform over the vocabulary: no token can dominate
+
+
+def test_reference_cosine_temperature_lm_head_is_a_floored_cosine_softmax():
+    cfg, _ = compose_run(["task=lm", "loss=cosine_temperature_reference", "loss.head.temperature=0.5"])
+    torch.manual_seed(0)
+    head = build(cfg, "loss.head", in_features=7, num_classes=50).double()
+    x, _ = _signed(12, 1, 7, seed=5)
+    logits = head(x).detach().numpy()
+    z = _cosines(x.numpy(), head.weight.detach().numpy()) / 0.5
+    softmax = np.exp(z - z.max(1, keepdims=True))
+    softmax /= softmax.sum(1, keepdims=True)
+    np.testing.assert_allclose(logits, np.log(_reference_lm_probs(softmax)), rtol=1e-10)
+    assert (logits.argmax(1) == z.argmax(1)).all()  # the nearest prototype by cosine wins
+
+
+def test_reference_lm_heads_train_a_tiny_gpt(compose):
+    from lossbench.run import execute
+
+    for loss in ("cosine_simple_reference", "cosine_temperature_reference"):
+        cfg, choices = compose("task=lm", f"loss={loss}", "backbone.n_layer=1", "backbone.n_head=2", "backbone.n_embd=16",
+                               "backbone.block_size=16", "trainer.steps=20", "trainer.eval_every=10",
+                               "dataset.eval_windows=4", "probe_samples=64")
+        row = execute(cfg, choices).summary
+        assert (row["status"], row["head"], row["criterion"], row["distance"]) == ("completed", loss, "ce_ls", "none"), row
+        assert np.isfinite(row["test_nll"])

@@ -127,7 +127,7 @@ def test_smoke_grid_runs_every_distance(tmp_path):
 @pytest.mark.parametrize("experiment", group_options("experiment"))
 def test_every_experiment_grid_expands_and_its_jobs_validate(tmp_path, experiment):
     # real-data grids: claim a download (torchvision) or provide token files (openwebtext)
-    extra = ["dataset.download=true"] if experiment == "paper_vision" else []
+    extra = ["dataset.download=true"] if experiment.startswith("paper_vision") else []
     for name in ("train.bin", "val.bin"):
         (tmp_path / name).write_bytes(bytes(2 * 5000))
     jobs = sweep_jobs([f"experiment={experiment}", f"data_dir={tmp_path}", *extra])

@@ -1,20 +1,24 @@
 """Real image datasets (MNIST, Fashion-MNIST, CIFAR-10/100) read by torchvision from a local folder.
 
 Nothing is downloaded unless `download=true` is asked for. The images are loaded once into a float
-tensor normalised with the training split's per-channel mean and std.
+tensor normalised with the training split's per-channel mean and std (`standardise`, shared with
+`dataset=imagefolder`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import torch
 import torchvision
+from annotated_types import Interval
 from torch import Tensor
 
-from lossbench import LossbenchError
+from lossbench import LossbenchError, SettingError
+from lossbench.data.augment import Augment
 from lossbench.data.base import Splits, carve_validation
-from lossbench.ranges import NonNegativeInt, OpenFraction
+from lossbench.ranges import NonNegativeFloat, NonNegativeInt, OpenFraction
 
 _NUM_CLASSES = {"MNIST": 10, "FashionMNIST": 10, "CIFAR10": 10, "CIFAR100": 100}
 
@@ -32,11 +36,14 @@ class TorchvisionDataset:
         augment: bool = False,
         val_fraction: OpenFraction = 0.1,
         split_seed: NonNegativeInt = 0,
+        rotate_degrees: Annotated[float, Interval(ge=0, le=180)] = 0.0,
+        color_jitter: list[NonNegativeFloat] | None = None,
     ) -> None:
         if name not in _NUM_CLASSES:
             raise LossbenchError(f"unknown torchvision dataset '{name}'; choose one of: {', '.join(_NUM_CLASSES)}")
         self.name, self.root = name, Path(root).expanduser()
         self.download, self.augment, self.val_fraction, self.split_seed = download, augment, val_fraction, split_seed
+        self.rotate_degrees, self.color_jitter = rotate_degrees, check_jitter(color_jitter)
 
     @property
     def expected_path(self) -> Path:
@@ -64,14 +71,37 @@ class TorchvisionDataset:
             raise LossbenchError(f"{self.name} under {self.expected_path}: {exc}") from None
         x, y = _to_tensors(train)
         x_te, y_te = _to_tensors(test)
-        mean, std = x.mean(dim=(0, 2, 3), keepdim=True), x.std(dim=(0, 2, 3), keepdim=True)
-        x, x_te = (x - mean) / std, (x_te - mean) / std
+        (x, x_te), (mean, std) = standardise(x, x_te)
         x_tr, y_tr, x_val, y_val = carve_validation(x, y, self.val_fraction, self.split_seed)
-        return Splits(
-            x_tr, y_tr, x_val, y_val, x_te, y_te,
-            num_classes=_NUM_CLASSES[self.name],
-            augment=random_crop_flip if self.augment else None,
-        )
+        augment = augmentation(self.augment, mean, std, self.rotate_degrees, self.color_jitter)
+        return Splits(x_tr, y_tr, x_val, y_val, x_te, y_te, num_classes=_NUM_CLASSES[self.name], augment=augment)
+
+
+def standardise(train: Tensor, *others: Tensor, mean: list[float] | None = None, std: list[float] | None = None
+                ) -> tuple[tuple[Tensor, ...], tuple[Tensor, Tensor]]:
+    """(train, *others) minus the per-channel mean, over the std: the training split's statistics unless
+    given (a NCHW float tensor each); returns the tensors and the (1, C, 1, 1) mean and std used."""
+    m = train.mean(dim=(0, 2, 3), keepdim=True) if mean is None else torch.tensor(mean).view(1, -1, 1, 1)
+    s = train.std(dim=(0, 2, 3), keepdim=True) if std is None else torch.tensor(std).view(1, -1, 1, 1)
+    return tuple((t - m) / s for t in (train, *others)), (m, s)
+
+
+def check_jitter(color_jitter: list[float] | None) -> list[float] | None:
+    """color_jitter is [brightness, contrast, saturation, hue], hue at most 0.5 (torchvision's ranges)."""
+    if color_jitter is not None and (len(color_jitter) != 4 or color_jitter[3] > 0.5):
+        raise SettingError(f"dataset.color_jitter={list(color_jitter)}: give [brightness, contrast, saturation, hue], "
+                           "each >= 0, hue <= 0.5")
+    return color_jitter
+
+
+def augmentation(enabled: bool, mean: Tensor, std: Tensor, rotate_degrees: float = 0.0,
+                 color_jitter: list[float] | None = None) -> Augment | None:
+    """The training augmentation a dataset's settings ask for: crop + flip when enabled, plus the optional
+    rotation and colour jitter (torchvision's ColorJitter(brightness, contrast, saturation, hue))."""
+    if not enabled:
+        return None
+    jitter = tuple(color_jitter) if color_jitter else (0.0, 0.0, 0.0, 0.0)
+    return Augment(mean, std, rotate_degrees=rotate_degrees, jitter=jitter)  # type: ignore[arg-type]
 
 
 def _to_tensors(ds: torchvision.datasets.VisionDataset) -> tuple[Tensor, Tensor]:
@@ -79,16 +109,3 @@ def _to_tensors(ds: torchvision.datasets.VisionDataset) -> tuple[Tensor, Tensor]
     data = torch.as_tensor(ds.data)
     data = data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)  # MNIST (N,H,W); CIFAR (N,H,W,C)
     return data.float().div_(255.0), torch.as_tensor(ds.targets, dtype=torch.long)
-
-
-def random_crop_flip(x: Tensor, generator: torch.Generator | None, padding: int = 4) -> Tensor:
-    """Standard CIFAR augmentation on a batch: random crop after zero padding, random horizontal flip."""
-    n, _, h, w = x.shape
-    padded = torch.nn.functional.pad(x, (padding,) * 4)
-    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).tolist()
-    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).tolist()
-    flip = torch.rand(n, generator=generator).lt(0.5).tolist()
-    out = torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(n)])
-    idx = [i for i, f in enumerate(flip) if f]
-    out[idx] = out[idx].flip(-1)
-    return out

@@ -31,6 +31,9 @@ class Distance(nn.Module):
     # set on the reference code's variants (README: "The Rethinking reference code's variants"): the layer of
     # that code the class reproduces, formula differences included; None for the formulas the papers state
     reproduces: ClassVar[str | None] = None
+    # the harmonic exponent on d that the Rethinking paper's convention gives this metric (loss.head.n=rethinking):
+    # its layers raise the distance they compute to n = 1, and its Euclidean layer computes d^2
+    rethinking_n: ClassVar[float] = 1.0
 
     def setup(self, in_features: int) -> None:
         """Create parameters that depend on the feature dimension (none by default)."""

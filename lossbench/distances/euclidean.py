@@ -17,6 +17,7 @@ class EuclideanDistance(Distance):
     """d(x, w) = ||x - w||_2; the gradient at d = 0 is taken as 0."""
 
     name = "euclidean"
+    rethinking_n = 2.0  # the reference layer's (d^2)^-1
     term_flops = 2  # a multiply-add per term (the matrix product)
 
     def pairwise(self, x: Tensor, w: Tensor) -> Tensor:

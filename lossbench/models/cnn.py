@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from annotated_types import MinLen
@@ -19,11 +20,15 @@ _LAYERS = {1: (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d, nn.AdaptiveAvgPool1d),
 
 
 class ConvNet(nn.Module):
-    """One block per entry of `channels` (3x3 conv, BN, ReLU, 2x max-pool), global pool, linear to feature_dim."""
+    """One block per entry of `channels` (3x3 conv, BN, ReLU, 2x max-pool), global pool, linear to feature_dim.
+
+    `batch_norm=false global_pool=false` is the Rethinking reference code's SimpleCNN (conv-ReLU-pool blocks
+    with biased convolutions, flattened into the linear layer): `channels=[32, 64]` there.
+    """
 
     def __init__(
         self, input_shape: tuple[int, ...], channels: Annotated[list[PositiveInt], MinLen(1)], feature_dim: PositiveInt = 128,
-        vocab_size: int | None = None
+        batch_norm: bool = True, global_pool: bool = True, vocab_size: int | None = None
     ) -> None:
         super().__init__()
         require_real_inputs("cnn", vocab_size)
@@ -38,9 +43,12 @@ class ConvNet(nn.Module):
         layers: list[nn.Module] = []
         in_ch = shape[0]
         for ch in channels:
-            layers += [conv(in_ch, ch, 3, padding=1, bias=False), norm(ch), nn.ReLU(), pool(2)]
+            layers += [conv(in_ch, ch, 3, padding=1, bias=not batch_norm), *([norm(ch)] if batch_norm else []),
+                       nn.ReLU(), pool(2)]
             in_ch = ch
-        layers += [gap(1), nn.Flatten(), nn.Linear(in_ch, feature_dim), nn.ReLU()]
+        flat = in_ch if global_pool else in_ch * math.prod(n // 2 ** len(channels) for n in shape[1:])
+        layers += [gap(1)] if global_pool else []
+        layers += [nn.Flatten(), nn.Linear(flat, feature_dim), nn.ReLU()]
         self.net = nn.Sequential(*layers)
         self.out_features = feature_dim
 

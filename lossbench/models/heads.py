@@ -39,18 +39,20 @@ class DistanceHead(nn.Module):
     """Harmonic head: prototypes w_i (V, N) and logits -n * log(d(x, w_i) + eps).
 
     n is the harmonic exponent applied to d (not d^2), or "sqrt" for sqrt(in_features) (the scale
-    the harmonic-loss GPT code suggests for wide features); eps keeps log finite at d = 0 and bounds
+    the harmonic-loss GPT code suggests for wide features), or "rethinking" for the Rethinking paper's
+    convention (the distance's `rethinking_n`: 1, Euclidean 2); eps keeps log finite at d = 0 and bounds
     the gradient there by n / eps.
     """
 
     name = "harmonic"
 
     def __init__(
-        self, in_features: int, num_classes: int, distance: Distance, n: PositiveFloat | Literal["sqrt"] = 2.0,
+        self, in_features: int, num_classes: int, distance: Distance,
+        n: PositiveFloat | Literal["sqrt", "rethinking"] = 2.0,
         eps: PositiveFloat = 1e-6
     ) -> None:
         super().__init__()
-        n = math.sqrt(in_features) if n == "sqrt" else n
+        n = {"sqrt": math.sqrt(in_features), "rethinking": distance.rethinking_n}.get(n, n)  # type: ignore[call-overload]
         if n <= 0 or eps <= 0:
             raise SettingError(f"harmonic head needs n > 0 and eps > 0, got n={n}, eps={eps}")
         self.distance, self.n, self.eps = distance, n, eps

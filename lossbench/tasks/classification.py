@@ -41,7 +41,8 @@ class Classification(Task):
                                      "proto_norm_mean", "proto_norm_std")), PER_UNIT["energy_per_point_kwh"])
     report = ReportView(
         metrics=("test_acc", "val_acc", "test_f1", "grad_norm_cv", "pc2_ev", "pca90", "proto_alignment", "nc1",
-                 "energy_kwh", "emissions_kg", "flops", "cpu_time_s", "time_per_epoch_s", "energy_per_point_kwh"),
+                 "energy_kwh", "emissions_kg", "flops", "cpu_time_s", "time_per_epoch_s", "s_per_epoch_per_gflop",
+                 "energy_per_point_kwh"),
         radar=("test_acc", "test_f1", "pc2_ev", "pca90", "emissions_kg", "time_per_epoch_s"),
         headline="test_acc",
         curve_x="epoch",
