@@ -201,7 +201,8 @@ def _train_and_write(cfg: DictConfig, identity: RunIdentity, sweep: str | None, 
     try:
         if device_error is not None:
             raise device_error
-        outcome, history, scored = _train(cfg, device, threads, checkpoint, restart)
+        model_file = store.model_path(results, rid) if cfg.get("save_model") else None
+        outcome, history, scored = _train(cfg, device, threads, checkpoint, restart, model_file)
     except Exception as exc:  # isolate the failure: record it, let the sweep go on
         error_log = store.write_error_log(results, rid, traceback.format_exc())  # None if it cannot be written
         outcome, history, scored = ({"status": failure_status(exc), "error": f"{type(exc).__name__}: {exc}",
@@ -268,10 +269,10 @@ def failure_status(exc: BaseException) -> str:
 
 
 def _train(cfg: DictConfig, device: torch.device, threads: Threads, checkpoint: Path,
-           restart: bool) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
+           restart: bool, model_file: Path | None = None) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
     """Build, train (from `checkpoint` when one is there and not `restart`), evaluate with the selected
     weights, measure cost: (summary columns, history, the test-score columns worth a log line). Threads
-    are set before any torch work."""
+    are set before any torch work. With `model_file`, the evaluated weights are saved there."""
     threads_used = threads.apply()
     seed = int(cfg.seed)
     task: Task = build(cfg, "task")
@@ -304,6 +305,8 @@ def _train(cfg: DictConfig, device: torch.device, threads: Threads, checkpoint: 
             final.update({f"{split}_{k}": v for k, v in metrics.items()})
         probes = task.probe(model, splits, int(cfg.probe_samples), trainer.eval_batch_size)
         duration = time.perf_counter() - t0
+        if model_file is not None:
+            store.write_model(model_file, model.state_dict())
     finally:
         cpu_time = process_cpu_seconds() - cpu0 - tracker.own_cpu_seconds()  # the run's work, not the tracker's
         gpu_time = gpu_clock.stop()
@@ -343,4 +346,5 @@ def _train(cfg: DictConfig, device: torch.device, threads: Threads, checkpoint: 
         "precision": "bf16" if trainer.precision == "bf16" and device.type == "cuda" else "fp32",
         **energy,
     }
+    columns.update(task.from_history(fit.history))
     return {**columns, **task.extras(columns)}, fit.history, [f"test_{c.name}" for c in task.score_columns]

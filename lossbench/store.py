@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from lossbench import LossbenchError
 
 RUNS, HISTORY, RUNNING, SWEEPS, ERRORS, CHECKPOINTS = "runs", "history", "running", "sweeps", "errors", "checkpoints"
+MODELS = "models"
 log = logging.getLogger(__name__)
 
 
@@ -116,6 +117,19 @@ def write_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     import torch
 
     return _atomic_write(path, lambda f: torch.save(state, f))
+
+
+def model_path(results_dir: Path, rid: str) -> Path:
+    """Where a finished run's evaluated weights go when `save_model=true` (for figures and later analysis)."""
+    return results_dir / MODELS / f"{rid}.pt"
+
+
+def write_model(path: Path, state_dict: dict[str, Any]) -> Path:
+    """A model's state_dict (moved to the CPU), atomically."""
+    import torch
+
+    cpu = {k: v.detach().cpu() for k, v in state_dict.items()}
+    return _atomic_write(path, lambda f: torch.save(cpu, f))
 
 
 def read_checkpoint(path: Path) -> dict[str, Any] | None:

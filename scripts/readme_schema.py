@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from lossbench.schema import markdown
-from lossbench.tasks import Classification, LanguageModeling
+from lossbench.tasks import AlgorithmicClassification, Classification, LanguageModeling
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- schema:start -->", "<!-- schema:end -->"

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import ClassVar, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -43,6 +44,8 @@ class Splits:
     num_classes: int
     vocab_size: int | None = None  # token datasets (modadd): size of the input vocabulary
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None
+    # algorithmic datasets: the crystal metric of a learned (vocab_size, d) embedding table (data/algorithmic.py)
+    structure: Callable[[np.ndarray], float] | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:

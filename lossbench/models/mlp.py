@@ -57,3 +57,16 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+
+class Pixels(nn.Module):
+    """No hidden layer: the flattened input is the feature vector, so the head's prototypes live in input
+    space and can be looked at as images (the harmonic-loss paper's single-layer MNIST model, Fig. 5)."""
+
+    def __init__(self, input_shape: tuple[int, ...], vocab_size: int | None = None) -> None:
+        super().__init__()
+        require_real_inputs("pixels", vocab_size)
+        self.flatten, self.out_features = nn.Flatten(), math.prod(input_shape)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.flatten(x)

@@ -5,8 +5,9 @@ The built-in tasks are re-exported here because rows of schema version 1 name th
 their stored config (`lossbench.tasks.Classification`), and the report finds a row's task through it.
 """
 
+from lossbench.tasks.algorithmic import AlgorithmicClassification
 from lossbench.tasks.base import ReportView, Task
 from lossbench.tasks.classification import Classification
 from lossbench.tasks.lm import LanguageModeling
 
-__all__ = ["Classification", "LanguageModeling", "ReportView", "Task"]
+__all__ = ["AlgorithmicClassification", "Classification", "LanguageModeling", "ReportView", "Task"]

@@ -3,7 +3,7 @@ which task they serve.
 
 A task owns: mapping a batch to (inputs, targets); the running training score; the evaluation
 scores of a split; the checkpoint-selection score and its direction; the interpretability probes;
-extra summary columns; its report metrics, radar axes, headline metric and learning-curve axis; and
+extra summary columns (from the row or the learning curves); its report metrics, radar axes, headline metric and learning-curve axis; and
 the kind of dataset it accepts. Adding a task is one class (subclass `Task`) plus one
 `conf/task/<name>.yaml` whose `task._target_` names it; the report finds the class again through the
 `task._target_` stored in every row's config.
@@ -11,7 +11,7 @@ the kind of dataset it accepts. Adding a task is one class (subclass `Task`) plu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -74,4 +74,8 @@ class Task:
 
     def extras(self, columns: dict[str, Any]) -> dict[str, Any]:
         """Columns derived from the finished row (per-unit costs, ...; none by default)."""
+        return {}
+
+    def from_history(self, history: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """Columns derived from the run's evaluation history (learning-curve events; none by default)."""
         return {}
