@@ -15,7 +15,7 @@ START, END = "<!-- schema:start -->", "<!-- schema:end -->"
 def main() -> None:
     """Replace the text between the markers with the generated tables."""
     text = README.read_text()
-    body = markdown([Classification, LanguageModeling])
+    body = markdown([Classification, AlgorithmicClassification, LanguageModeling])
     README.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: f"{START}\n{body}{END}", text,
                              flags=re.S))
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from lossbench.schema import HISTORY, Column, check_row, markdown, summary_columns
-from lossbench.tasks import Classification, LanguageModeling
+from lossbench.tasks import AlgorithmicClassification, Classification, LanguageModeling
 
-TASKS = (Classification, LanguageModeling)
+TASKS = (Classification, AlgorithmicClassification, LanguageModeling)
 
 
 def test_every_column_is_declared_once_per_task():
