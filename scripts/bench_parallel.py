@@ -28,14 +28,23 @@ def command(results: Path, *args: str) -> list[str]:
 
 
 def timed(*commands: list[str]) -> float:
-    """Wall seconds until every command (started together) has finished; each must exit 0."""
+    """Wall seconds until every command (started together) has finished; each must exit 0.
+
+    Each command's log goes to its own file: with pipes, a command whose log outgrew the pipe buffer (64 KiB,
+    ~600 epochs of progress lines) would stall until the script read it, i.e. until the command before it
+    finished, and two "side-by-side" runs would partly run one after the other."""
     t0 = time.perf_counter()
-    procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for c in commands]
-    for proc in procs:
-        _, err = proc.communicate()
-        if proc.returncode != 0:
-            raise SystemExit(f"failed: {' '.join(proc.args)}\n{err[-2000:]}")
-    return time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as logs:
+        files = [open(Path(logs) / f"{i}.log", "w+") for i in range(len(commands))]  # noqa: SIM115
+        procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=f, text=True) for c, f in zip(commands, files)]
+        codes = [proc.wait() for proc in procs]
+        elapsed = time.perf_counter() - t0
+        for proc, code, log in zip(procs, codes, files):
+            log.seek(0)
+            if code != 0:
+                raise SystemExit(f"failed: {' '.join(proc.args)}\n{log.read()[-2000:]}")
+            log.close()
+    return elapsed
 
 
 def main() -> None:
