@@ -187,7 +187,8 @@ class Trainer:
 
         `at_evaluation`, if given, is called at every evaluation point (the run re-balances its threads there).
         `at_checkpoint(state)` receives the loop's state every `checkpoint_every` evaluation points, at most
-        once per `checkpoint_interval_s` seconds (never at the last point); `resume=state` continues from one (module docstring).
+        once per `checkpoint_interval_s` seconds (never at the last point); `resume=state` continues from one
+        (module docstring).
         """
         loader = self.loader(data, generator)
         per_epoch = self.steps_per_epoch(len(loader))

@@ -317,6 +317,7 @@ def _train(cfg: DictConfig, device: torch.device, threads: Threads, checkpoint: 
         log.warning("FLOP counting failed (%s); flops will be null", exc)
         flops = None
 
+    per_epoch = fit.train_time_s / fit.epochs if fit.epochs > 0 else None
     columns = {
         "status": fit.status,
         **final,
@@ -338,9 +339,8 @@ def _train(cfg: DictConfig, device: torch.device, threads: Threads, checkpoint: 
         "flops": flops,
         "threads": threads_used,
         "train_time_s": fit.train_time_s,
-        "time_per_epoch_s": fit.train_time_s / fit.epochs if fit.epochs > 0 else None,
-        "s_per_epoch_per_gflop": (fit.train_time_s / fit.epochs) / (flops / fit.samples / 1e9)
-        if fit.epochs > 0 and flops and fit.samples else None,
+        "time_per_epoch_s": per_epoch,
+        "s_per_epoch_per_gflop": per_epoch / (flops / fit.samples / 1e9) if per_epoch and flops and fit.samples else None,
         "samples_per_s": fit.samples / fit.train_time_s if fit.train_time_s > 0 else None,
         "samples_seen": fit.samples,  # training targets: examples, or tokens for language models
         "precision": "bf16" if trainer.precision == "bf16" and device.type == "cuda" else "fp32",

@@ -12,7 +12,6 @@ experiment=harmonic_toy(_small) and mnist_prototypes):
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import sys
@@ -115,7 +114,6 @@ def main(argv: list[str] | None = None) -> int:
         log.error("no runs under %s", args.results)
         return 2
     runs = runs[runs.status == "completed"].copy()
-    runs["seed"] = runs.config_json.map(lambda c: json.loads(c)["seed"])
     args.out.mkdir(parents=True, exist_ok=True)
     if "crystal_metric" not in runs:
         runs["crystal_metric"] = np.nan

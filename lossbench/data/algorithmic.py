@@ -28,7 +28,7 @@ lattice, 0 % of permutation, which enumerates its pairs). `distinct=true` draws 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from functools import cached_property
 from typing import Annotated, ClassVar
 
 import numpy as np
@@ -119,7 +119,6 @@ class ModularAddition(AlgorithmicDataset):
 
     default_p = 31
 
-
     def examples(self, rng: np.random.Generator) -> Examples:
         x = rng.integers(0, self.p, size=(self.num, 2))
         return x, (x[:, 0] + x[:, 1]) % self.p
@@ -161,7 +160,7 @@ class Permutation(AlgorithmicDataset):
 
     default_p = 4
 
-    @property
+    @cached_property
     def perms(self) -> list[tuple[int, ...]]:
         return list(itertools.permutations(range(self.p)))
 
@@ -194,11 +193,9 @@ class FamilyTree(AlgorithmicDataset):
 
     default_p = 127
 
-
     @property
     def vocab_size(self) -> int:
         return self.p + 3
-
 
     def facts(self) -> np.ndarray:
         rows = []
@@ -236,11 +233,9 @@ class Lattice(AlgorithmicDataset):
 
     default_p = 5
 
-
     @property
     def vocab_size(self) -> int:
         return self.p * self.p
-
 
     def examples(self, rng: np.random.Generator) -> Examples:
         kept: list[np.ndarray] = []
@@ -274,11 +269,9 @@ class GreaterThan(AlgorithmicDataset):
 
     default_p = 30
 
-
     @property
     def vocab_size(self) -> int:
         return self.p + 2
-
 
     def examples(self, rng: np.random.Generator) -> Examples:
         x = rng.integers(0, self.p, size=(self.num, 2))
@@ -288,5 +281,3 @@ class GreaterThan(AlgorithmicDataset):
         gaps = np.linalg.norm(np.diff(embedding[: self.p], axis=0), axis=1)
         return float(gaps.std() / gaps.mean())
 
-
-StructureMetric = Callable[[np.ndarray], float]

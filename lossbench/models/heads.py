@@ -18,6 +18,13 @@ from lossbench.distances.base import Distance
 from lossbench.ranges import PositiveFloat
 
 
+def prototype_parameter(in_features: int, num_classes: int) -> nn.Parameter:
+    """(num_classes, in_features) prototypes drawn from U(-1/sqrt(N), 1/sqrt(N)): the scale of nn.Linear's
+    default weight init, so a prototype head starts where a linear head would."""
+    bound = 1.0 / math.sqrt(in_features)
+    return nn.Parameter(torch.empty(num_classes, in_features).uniform_(-bound, bound))
+
+
 class LinearHead(nn.Module):
     """logits = x W^T + b; the rows of W play the prototype role in interpretability probes."""
 
@@ -57,8 +64,7 @@ class DistanceHead(nn.Module):
             raise SettingError(f"harmonic head needs n > 0 and eps > 0, got n={n}, eps={eps}")
         self.distance, self.n, self.eps = distance, n, eps
         distance.setup(in_features)
-        bound = 1.0 / math.sqrt(in_features)  # same scale as nn.Linear's default init
-        self.weight = nn.Parameter(torch.empty(num_classes, in_features).uniform_(-bound, bound))
+        self.weight = prototype_parameter(in_features, num_classes)
 
     @property
     def prototypes(self) -> Tensor:

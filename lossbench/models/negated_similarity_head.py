@@ -11,12 +11,10 @@ d_i^-n); the reference's ResNet-50 and PVT wrappers do use HarMax. A reference v
 
 from __future__ import annotations
 
-import math
-
-import torch
 from torch import Tensor, nn
 
 from lossbench.distances.base import Distance
+from lossbench.models.heads import prototype_parameter
 from lossbench.ranges import PositiveFloat
 
 
@@ -30,8 +28,7 @@ class NegatedSimilarityHead(nn.Module):
         super().__init__()
         self.distance, self.n, self.eps, self.min_normalise = distance, n, eps, min_normalise
         distance.setup(in_features)
-        bound = 1.0 / math.sqrt(in_features)
-        self.weight = nn.Parameter(torch.empty(num_classes, in_features).uniform_(-bound, bound))
+        self.weight = prototype_parameter(in_features, num_classes)
 
     @property
     def prototypes(self) -> Tensor:

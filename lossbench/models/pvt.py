@@ -52,4 +52,3 @@ class PVT(nn.Module):
         if x.shape[1] != self.in_chans:
             x = x.expand(-1, self.in_chans, -1, -1)
         return self.net(x)
-

@@ -15,11 +15,10 @@ token's loss to [0, 20]; lossbench does not clamp the loss.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
+from lossbench.models.heads import prototype_parameter
 from lossbench.ranges import PositiveFloat
 
 FLOOR = 0.01  # the reference's p + FLOOR / V
@@ -33,12 +32,11 @@ def reference_lm_logits(s: Tensor) -> Tensor:
 
 
 class _CosineReferenceHead(nn.Module):
-    """Prototypes w (V, N), initialised as nn.Linear's weights; cos(x, w) of F.normalize'd rows."""
+    """Prototypes w (V, N) (heads.prototype_parameter); cos(x, w) of F.normalize'd rows."""
 
     def __init__(self, in_features: int, num_classes: int) -> None:
         super().__init__()
-        bound = 1.0 / math.sqrt(in_features)
-        self.weight = nn.Parameter(torch.empty(num_classes, in_features).uniform_(-bound, bound))
+        self.weight = prototype_parameter(in_features, num_classes)
 
     @property
     def prototypes(self) -> Tensor:
