@@ -30,7 +30,7 @@ from lossbench import LossbenchError, store
 from lossbench.config import group_options, option_file
 from lossbench.cost.clock import GpuClock, process_cpu_seconds
 from lossbench.cost.flops import training_flops
-from lossbench.cost.threads import HostShare, Threads
+from lossbench.cost.threads import HostShare, Threads, machine_load
 from lossbench.data.base import Dataset, Splits
 from lossbench.identity import RunIdentity, run_identity
 from lossbench.losses.base import AuxZLoss, Criterion
@@ -41,6 +41,7 @@ from lossbench.schema import SCHEMA_VERSION
 from lossbench.tasks.base import Task
 
 log = logging.getLogger(__name__)
+machine_load()  # start this process's load meter at import, so the first run's threads need no wait
 
 
 @dataclass
@@ -187,7 +188,7 @@ def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
             log.info("run %s completed meanwhile (another sweep); not trained again", rid)
             return RunOutcome(store.read_run(results, rid) or {}, results / store.RUNS / f"{rid}.parquet")
         share = held.enter_context(HostShare())
-        summary, path = _train_and_write(cfg, identity, sweep, device, Threads(cfg.threads, parallel_jobs, share),
+        summary, path = _train_and_write(cfg, identity, sweep, device, Threads(cfg.threads, parallel_jobs, share, machine_load()),
                                          restart, started, t0, device_error)
     return RunOutcome(summary, path)
 

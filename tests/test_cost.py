@@ -3,6 +3,8 @@ busy neighbour does not inflate, and threads per job."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -17,6 +19,7 @@ from torch import nn
 
 from lossbench.config import compose_run, group_options
 from lossbench.cost.flops import step_flops
+from lossbench.cost.threads import MachineLoad
 from lossbench.losses.cross_entropy import CrossEntropy
 from lossbench.models.classifier import Classifier
 from lossbench.models.heads import DistanceHead, LinearHead
@@ -107,6 +110,58 @@ def test_busy_neighbours_change_duration_not_flops_or_cpu_energy(tmp_path):
     assert loaded.energy_kwh.median() == pytest.approx(alone.energy_kwh.median(), rel=0.15)
     intensity = (loaded.emissions_kg / loaded.energy_kwh).tolist() + (alone.emissions_kg / alone.energy_kwh).tolist()
     assert max(intensity) == pytest.approx(min(intensity), rel=1e-9)
+
+
+BUSY = [sys.executable, "-c", "while True: pass"]
+TWO_CPUS = sorted(os.sched_getaffinity(0))[:2] if hasattr(os, "sched_getaffinity") else []
+two_cpus = pytest.mark.skipif(len(TWO_CPUS) < 2 or not shutil.which("taskset"),
+                              reason="needs 2 CPUs this process may use and taskset (Linux)")
+
+
+def _pinned(cpus: list[int], command: list[str]) -> list[str]:
+    return ["taskset", "-c", ",".join(map(str, cpus)), *command]
+
+
+@two_cpus
+def test_machine_load_counts_other_processes_and_not_this_one():
+    load = MachineLoad(min_interval_s=1.0)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.2:  # this process keeps a core busy: not "elsewhere"
+        pass
+    assert load.busy_elsewhere() < 0.4
+    busy = subprocess.Popen(_pinned(TWO_CPUS[1:], BUSY))
+    try:
+        time.sleep(1.5)
+        assert load.busy_elsewhere() == pytest.approx(1.0, abs=0.35)
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+@two_cpus
+def test_auto_threads_leave_a_busy_neighbour_its_core(tmp_path):
+    """A run that may use two CPUs, one of them held by a busy process, uses 1 thread (2 alone), and its CPU
+    time is not inflated by a second thread spinning while its partner waits for the held core (with 2
+    threads there it took 2.3x the CPU time of the run alone)."""
+    args = [sys.executable, "-m", "lossbench", "run", "trainer.epochs=10", "tracker=off", "trainer.progress=false"]
+
+    def runs(name: str) -> pd.DataFrame:
+        for seed in (0, 1):
+            proc = subprocess.run(_pinned(TWO_CPUS, [*args, f"results_dir={tmp_path / name}", f"seed={seed}"]),
+                                  cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
+            assert proc.returncode == 0, proc.stderr
+        return load_runs(tmp_path / name)
+
+    alone = runs("alone")
+    busy = subprocess.Popen(_pinned(TWO_CPUS[1:], BUSY))
+    try:
+        time.sleep(0.5)
+        loaded = runs("loaded")
+    finally:
+        busy.kill()
+        busy.wait()
+    assert set(alone.threads) == {2} and set(loaded.threads) == {1}
+    assert loaded.cpu_time_s.median() <= 1.15 * alone.cpu_time_s.median()
 
 
 def test_joblib_n_jobs_2_gives_each_job_one_thread(tmp_path):

@@ -2,21 +2,29 @@
 
 `threads=auto` gives a run the CPUs it may use: `SLURM_CPUS_PER_TASK` under SLURM; otherwise its CPU
 affinity divided by the number of jobs its launcher runs at once (joblib's `n_jobs`), and further by
-the number of lossbench runs alive on this host (a fair share, re-evaluated at every evaluation point,
-so two runs started side by side settle on half the cores each). A number sets it exactly.
+the number of lossbench runs alive on this host (a fair share), and never more than the cores that other
+processes leave free (`MachineLoad`). Re-evaluated at every evaluation point, so two runs started side
+by side settle on half the cores each, and a run gives a core back while a neighbour holds it. A number
+sets it exactly.
 
 Measured on 2 cores: two default runs side by side with torch's default 2 threads each took 49.5 s
-against 8.1 s with 1 thread each (OpenMP threads spin while they wait for a core).
+against 8.1 s with 1 thread each. OpenMP threads spin while they wait for a partner that has lost its
+core: beside one busy process, the default run with 2 threads took 10-12 s and 13-16 s of CPU time
+(alone: 2.9 s, 5.7 s CPU); beside two, 160-358 s. With one thread it needs ~4.5 s of CPU either way.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Literal
 
+import psutil
 import torch
 
 from lossbench.store import pid_alive
@@ -65,20 +73,73 @@ class HostShare:
         return max(1, count)
 
 
+class MachineLoad:
+    """How many of this process's CPUs other processes kept busy since the last look.
+
+    Busy time of the CPUs in the affinity mask (psutil's per-CPU times: user, nice, system, irq, softirq)
+    minus this process's own CPU time, over the wall time between two looks. Intervals shorter than
+    `min_interval_s` keep the previous estimate (a clock tick is 10 ms); the first look waits that long.
+    Written here because no library says "cores other processes use": psutil gives the counters, CodeCarbon
+    and threadpoolctl do not look at other processes at all.
+    """
+
+    def __init__(self, min_interval_s: float = 0.5) -> None:
+        self.min_interval_s = min_interval_s
+        self._last = self._counters()
+        self.others: float | None = None
+
+    @staticmethod
+    def _counters() -> tuple[float, float, float]:
+        """(wall time, busy seconds of our CPUs, this process's CPU seconds)."""
+        try:
+            mine = os.sched_getaffinity(0)
+        except AttributeError:  # not Linux: every CPU
+            mine = None
+        per_cpu = psutil.cpu_times(percpu=True)
+        busy = sum(t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+                   for i, t in enumerate(per_cpu) if mine is None or i in mine)
+        own = psutil.Process().cpu_times()
+        return time.monotonic(), busy, own.user + own.system
+
+    def busy_elsewhere(self) -> float:
+        """Cores other processes kept busy (a mean over the interval since the previous estimate)."""
+        if self.others is None:
+            time.sleep(max(0.0, self.min_interval_s - (time.monotonic() - self._last[0])))
+        now = self._counters()
+        wall = now[0] - self._last[0]
+        if self.others is None or wall >= self.min_interval_s:
+            self.others = max(0.0, ((now[1] - self._last[1]) - (now[2] - self._last[2])) / wall)
+            self._last = now
+        return self.others
+
+
+@functools.cache
+def machine_load() -> MachineLoad:
+    """This process's meter: one per process, so the runs of an in-process sweep continue its intervals."""
+    return MachineLoad()
+
+
 class Threads:
     """The thread policy of one run: `resolve()` says how many threads to use now; `apply()` sets them."""
 
-    def __init__(self, setting: int | Literal["auto"], parallel_jobs: int = 1, share: HostShare | None = None) -> None:
-        self.setting, self.parallel_jobs, self.share = setting, max(1, parallel_jobs), share
+    def __init__(self, setting: int | Literal["auto"], parallel_jobs: int = 1, share: HostShare | None = None,
+                 load: MachineLoad | None = None) -> None:
+        self.setting, self.parallel_jobs, self.share, self.load = setting, max(1, parallel_jobs), share, load
 
     def resolve(self) -> int:
+        """`auto`: min(CPUs ÷ parallel jobs, CPUs ÷ live lossbench runs, CPUs other processes leave free), at
+        least 1; under SLURM, the allocation. A number: itself."""
         if self.setting != "auto":
             return int(self.setting)
         cpus = available_cpus()
         if os.environ.get("SLURM_CPUS_PER_TASK"):
             return cpus  # the scheduler has allocated these cores to this job alone
-        per_job = max(1, cpus // self.parallel_jobs)
-        return max(1, min(per_job, cpus // self.share.live())) if self.share else per_job
+        threads = max(1, cpus // self.parallel_jobs)
+        if self.share:
+            threads = min(threads, cpus // self.share.live())
+        if self.load:
+            threads = min(threads, cpus - math.floor(self.load.busy_elsewhere() + 0.5))
+        return max(1, threads)
 
     def apply(self) -> int:
         """Set torch's intra-op threads to `resolve()` (when it changed); return the count."""
