@@ -2,17 +2,22 @@
 
 Prints one Markdown table from one invocation (compare rows within it, never across days):
 - the same 4-run grid sequential (basic launcher) and with `hydra/launcher=joblib hydra.launcher.n_jobs=2`;
-- one run alone, and two runs of the same size started side by side (two `lossbench run` processes).
+- one run alone, and two runs of the same size started side by side (two `lossbench run` processes);
+- one run alone with `threads=1`: how much a run gains from its other threads (s = its training time with
+  1 thread / with `threads=auto`). A sequential sweep gives every run all the cores, a joblib sweep with
+  n_jobs = cores gives each one, so on 2 cores joblib can be at most 2/s faster (before start-up costs).
 Goals on 2 cores: the joblib sweep >= 1.7x faster than sequential; two side-by-side runs <= 1.3x the
-time of one alone. Wall times of whole commands (start-up included), tracker off.
+time of one alone. Wall times of whole commands (start-up included), tracker off; with --repeat k, the
+median of k rounds (each round runs every scenario once, in the same order).
 
-    python scripts/bench_parallel.py [--backbone cnn] [--epochs 40]
+    python scripts/bench_parallel.py [--backbone cnn] [--epochs 40] [--repeat 1] [override ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,30 +52,51 @@ def timed(*commands: list[str]) -> float:
     return elapsed
 
 
+def round_of(root: Path, run: list[str]) -> dict[str, float]:
+    """One round: every scenario once; wall seconds by scenario, and the two single runs' training time."""
+    times = {
+        "seq": timed(command(root / "seq", "-m", "seed=0,1,2,3", *run)),
+        "job": timed(command(root / "job", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1,2,3",
+                             *run)),
+        "alone": timed(command(root / "alone", "seed=0", *run)),
+        "side": timed(command(root / "side_a", "seed=0", *run), command(root / "side_b", "seed=1", *run)),
+        "one": timed(command(root / "one", "seed=0", "threads=1", *run)),
+    }
+    for name in ("alone", "one"):
+        times[f"{name}_train"] = float(load_runs(root / name).duration_s.iloc[0])
+    return times
+
+
 def main() -> None:
-    """Run the four measurements in one go and print the table."""
+    """Run the scenarios (--repeat rounds) and print the table of medians."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="cnn")
     parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("overrides", nargs="*", help="more overrides for every run, e.g. task=algorithmic")
     args = parser.parse_args()
-    run = [f"backbone={args.backbone}", f"trainer.epochs={args.epochs}"]  # MNIST-1D, as the default run
+    run = [f"backbone={args.backbone}", f"trainer.epochs={args.epochs}", *args.overrides]  # MNIST-1D by default
+    rounds = []
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        sequential = timed(command(root / "seq", "-m", "seed=0,1,2,3", *run))
-        joblib = timed(command(root / "job", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1,2,3", *run))
-        alone = timed(command(root / "alone", "seed=0", *run))
-        side = timed(command(root / "side_a", "seed=0", *run), command(root / "side_b", "seed=1", *run))
-        threads = {name: sorted(set(load_runs(root / name).threads)) for name in ("seq", "job", "alone", "side_a", "side_b")}
+        for k in range(args.repeat):
+            rounds.append(round_of(Path(tmp) / str(k), run))
+        threads = {name: sorted(set(load_runs(Path(tmp) / "0" / name).threads))
+                   for name in ("seq", "job", "alone", "side_a", "side_b", "one")}
+    t = {name: statistics.median(r[name] for r in rounds) for name in rounds[0]}
+    speedup = t["one_train"] / t["alone_train"]
     cpus = len(os.sched_getaffinity(0))
     rows = [
-        ("4-run grid, sequential", sequential, "", threads["seq"]),
-        ("4-run grid, joblib n_jobs=2", joblib, f"{sequential / joblib:.2f}x faster (goal >= 1.7x)", threads["job"]),
-        ("1 run alone", alone, "", threads["alone"]),
-        ("2 runs side by side", side, f"{side / alone:.2f}x the time alone (goal <= 1.3x)",
+        ("4-run grid, sequential", t["seq"], "", threads["seq"]),
+        ("4-run grid, joblib n_jobs=2", t["job"], f"{t['seq'] / t['job']:.2f}x faster (goal >= 1.7x)", threads["job"]),
+        ("1 run alone", t["alone"], "", threads["alone"]),
+        ("2 runs side by side", t["side"], f"{t['side'] / t['alone']:.2f}x the time alone (goal <= 1.3x)",
          sorted(set(threads["side_a"] + threads["side_b"]))),
+        ("1 run alone, threads=1", t["one"], f"training {t['one_train']:.1f} s vs {t['alone_train']:.1f} s: "
+         f"s = {speedup:.2f}, on 2 CPUs joblib can gain <= {2 / speedup:.2f}x", threads["one"]),
     ]
-    print(f"`python scripts/bench_parallel.py --backbone {args.backbone} --epochs {args.epochs}` ({cpus} CPUs; "
-          f"MNIST-1D, {args.backbone}, {args.epochs} epochs, tracker off)\n")
+    what = " ".join(run)
+    print(f"`python scripts/bench_parallel.py {' '.join(sys.argv[1:])}` ({cpus} CPUs; {what}; tracker off; "
+          f"{'median of ' + str(args.repeat) + ' rounds' if args.repeat > 1 else 'one round'})\n")
     print("| scenario | wall time | ratio | torch threads per run |\n|---|---|---|---|")
     for name, seconds, ratio, used in rows:
         print(f"| {name} | {seconds:.1f} s | {ratio} | {', '.join(map(str, used))} |")

@@ -27,8 +27,10 @@ CONFIG = json.dumps({"task": {"_target_": "lossbench.tasks.classification.Classi
 SEEDS = range(8)
 
 
-def write_results(root: Path, drop: tuple[str, int] | None = None) -> dict[str, np.ndarray]:
-    """ce; `better` (+0.05 accuracy on every seed, with seed noise); `same` (ce + symmetric noise)."""
+def write_results(root: Path, drop: tuple[str, int] | None = None,
+                  threads: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+    """ce; `better` (+0.05 accuracy on every seed, with seed noise); `same` (ce + symmetric noise).
+    `threads`: a `threads` column by variant."""
     rng = np.random.default_rng(0)
     base = 0.90 + 0.01 * rng.standard_normal(len(SEEDS))
     accs = {"ce": base, "better": base + 0.05 + 0.003 * rng.standard_normal(len(SEEDS)),
@@ -43,7 +45,7 @@ def write_results(root: Path, drop: tuple[str, int] | None = None) -> dict[str, 
                 "dataset": "d", "backbone": "b", "task": "classification", "config_json": CONFIG, "test_acc": float(a),
                 "val_acc": float(a), "test_f1": float(a) - 0.01, "energy_kwh": 1e-6 * (1 + 0.1 * seed),
                 "cpu_energy_source": "model:cpu-time", "ram_energy_source": "model:ram", "gpu_energy_source": "none",
-                "proto_alignment": 0.5}])
+                "proto_alignment": 0.5, **({"threads": threads[variant]} if threads else {})}])
     return accs
 
 
@@ -92,6 +94,15 @@ def test_a_real_difference_is_bold_and_no_difference_is_a_tie(tmp_path):
     assert re.search(r"\| better \| 8 \| \*\*0\.9\d+ ± 0\.0\d+\*\*", text)
     assert "| n/a |" in text  # prototype alignment of the linear-head ce
     assert "Energy is modelled" in text and "checkpoint-selection score, shown but not ranked" in text
+    assert "thread counts" not in text  # the rows carry no `threads`: nothing to warn about
+
+
+def test_energy_caption_warns_when_runs_used_different_thread_counts(tmp_path):
+    write_results(tmp_path, threads={"ce": 2, "better": 1, "same": 1})
+    assert table_of(tmp_path).thread_counts == {1, 2}
+    build_report(tmp_path, tmp_path / "r", ["dataset", "backbone"])
+    text = (tmp_path / "r" / "tables" / "d_b_all.md").read_text()
+    assert "different torch thread counts (1, 2)" in text
 
 
 def test_unpaired_rows_are_dropped_and_counted(tmp_path):

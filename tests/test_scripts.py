@@ -94,7 +94,19 @@ def test_wheel_ships_the_config_tree(tmp_path):
 def test_bench_parallel_prints_the_four_scenarios_with_threads():
     out = _script("scripts/bench_parallel.py", "--backbone", "mlp", "--epochs", "1")
     rows = {k: v for k, v in _rows(out).items() if k != "scenario"}
-    assert set(rows) == {"4-run grid, sequential", "4-run grid, joblib n_jobs=2", "1 run alone", "2 runs side by side"}
+    assert set(rows) == {"4-run grid, sequential", "4-run grid, joblib n_jobs=2", "1 run alone", "2 runs side by side",
+                         "1 run alone, threads=1"}
     assert rows["4-run grid, joblib n_jobs=2"][2] == "1"  # one torch thread per job on 2 CPUs
+    assert rows["1 run alone, threads=1"][2] == "1"
     for seconds, *_ in rows.values():
         assert float(seconds.removesuffix(" s")) > 0
+
+
+def test_bench_energy_load_compares_quiet_and_loaded_sweeps():
+    out = _script("scripts/bench_energy_load.py", "--epochs", "1", "--seeds", "2")
+    rows = {k: v for k, v in _rows(out).items() if k != "figure"}
+    assert len(rows) == 5
+    flops = next(v for k, v in rows.items() if "`flops`" in k)
+    assert flops == ["+0.0%", "1.00", "0/6", "+0.0%", "1.00", "0/6"]  # counted, not timed: load cannot move them
+    for cells in rows.values():
+        assert all(-1.0 <= float(cells[i]) <= 1.0 for i in (1, 4))

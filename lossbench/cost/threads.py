@@ -77,10 +77,10 @@ class MachineLoad:
     """How many of this process's CPUs other processes kept busy since the last look.
 
     Busy time of the CPUs in the affinity mask (psutil's per-CPU times: user, nice, system, irq, softirq)
-    minus this process's own CPU time, over the wall time between two looks. Intervals shorter than
-    `min_interval_s` keep the previous estimate (a clock tick is 10 ms); the first look waits that long.
-    Written here because no library says "cores other processes use": psutil gives the counters, CodeCarbon
-    and threadpoolctl do not look at other processes at all.
+    minus the CPU time of this process and its finished children, over the wall time between two looks.
+    Intervals shorter than `min_interval_s` keep the previous estimate (a clock tick is 10 ms); the first
+    look waits that long. Written here because no library says "cores other processes use": psutil gives
+    the counters; CodeCarbon and threadpoolctl do not look at other processes.
     """
 
     def __init__(self, min_interval_s: float = 0.5) -> None:
@@ -90,7 +90,7 @@ class MachineLoad:
 
     @staticmethod
     def _counters() -> tuple[float, float, float]:
-        """(wall time, busy seconds of our CPUs, this process's CPU seconds)."""
+        """(wall time, busy seconds of our CPUs, CPU seconds of this process and its finished children)."""
         try:
             mine = os.sched_getaffinity(0)
         except AttributeError:  # not Linux: every CPU
@@ -98,8 +98,8 @@ class MachineLoad:
         per_cpu = psutil.cpu_times(percpu=True)
         busy = sum(t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
                    for i, t in enumerate(per_cpu) if mine is None or i in mine)
-        own = psutil.Process().cpu_times()
-        return time.monotonic(), busy, own.user + own.system
+        own = psutil.Process().cpu_times()  # with the children it waited for (CodeCarbon's hardware probes)
+        return time.monotonic(), busy, own.user + own.system + own.children_user + own.children_system
 
     def busy_elsewhere(self) -> float:
         """Cores other processes kept busy (a mean over the interval since the previous estimate)."""
@@ -110,6 +110,7 @@ class MachineLoad:
         if self.others is None or wall >= self.min_interval_s:
             self.others = max(0.0, ((now[1] - self._last[1]) - (now[2] - self._last[2])) / wall)
             self._last = now
+            log.debug("other processes kept %.2f of this run's CPUs busy over %.1f s", self.others, wall)
         return self.others
 
 

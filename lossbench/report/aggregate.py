@@ -43,6 +43,7 @@ class GroupTable:
     standings: dict[str, Standing] = field(default_factory=dict)  # ranked metrics only
     ranks: pd.DataFrame = field(default_factory=pd.DataFrame)  # index: variant; columns: blocks
     energy_sources: frozenset[str] = frozenset()  # cpu/gpu/ram sources of the rows' energy
+    thread_counts: frozenset[int] = frozenset()  # torch threads the rows' runs used (the `threads` column)
 
     @property
     def slug(self) -> str:
@@ -120,6 +121,7 @@ def aggregate(runs: pd.DataFrame, group_by: list[str], metrics: list[Metric], ta
         table.ranks = _block_ranks(table)
         sources = [c for c in ("cpu_energy_source", "gpu_energy_source", "ram_energy_source") if c in group]
         table.energy_sources = frozenset(s for c in sources for s in group[c].dropna().unique() if s != "none")
+        table.thread_counts = frozenset(int(t) for t in group["threads"].dropna()) if "threads" in group else frozenset()
         tables.append(table)
     return tables
 

@@ -89,6 +89,10 @@ def caption(table: GroupTable, block: str | None = None) -> str:
     if table.modelled_energy and (block in (None, "Sustainability")):
         sources = ", ".join(sorted(table.energy_sources))
         parts.append(f"Energy is modelled, not measured ({sources}): see README, 'What the energy numbers mean'.")
+        if "model:cpu-time" in table.energy_sources and len(table.thread_counts) > 1:
+            counts = ", ".join(map(str, sorted(table.thread_counts)))
+            parts.append(f"Runs used different torch thread counts ({counts}): modelled CPU energy grows with threads "
+                         f"(a waiting thread spins), so it compares runs with the same thread count.")
     return " ".join(parts)
 
 
