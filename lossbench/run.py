@@ -188,8 +188,8 @@ def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
             log.info("run %s completed meanwhile (another sweep); not trained again", rid)
             return RunOutcome(store.read_run(results, rid) or {}, results / store.RUNS / f"{rid}.parquet")
         share = held.enter_context(HostShare())
-        summary, path = _train_and_write(cfg, identity, sweep, device, Threads(cfg.threads, parallel_jobs, share, machine_load()),
-                                         restart, started, t0, device_error)
+        threads = Threads(cfg.threads, parallel_jobs, share, machine_load())
+        summary, path = _train_and_write(cfg, identity, sweep, device, threads, restart, started, t0, device_error)
     return RunOutcome(summary, path)
 
 

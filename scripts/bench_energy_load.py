@@ -46,15 +46,13 @@ while True:
 
 
 def sweep(results: Path, epochs: int, seeds: int, overrides: list[str]) -> pd.DataFrame:
-    """Run the sweep (basic launcher, default tracker) and return its rows with a variant column."""
+    """Run the sweep (the basic launcher and default tracker unless `overrides` say otherwise); its rows."""
     seed_list = ",".join(map(str, range(seeds)))
     cmd = [sys.executable, "-m", "lossbench", "run", "-m", *VARIANTS, f"seed={seed_list}",
            f"trainer.epochs={epochs}", "trainer.progress=false", f"results_dir={results}", *overrides]
     with open(results.with_suffix(".log"), "w") as log:
         subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=log, check=True)
-    runs = load_runs(results)
-    runs["variant"] = runs.backbone + " " + runs.loss + " " + runs.distance
-    return runs
+    return load_runs(results)
 
 
 def compare(quiet: pd.DataFrame, other: pd.DataFrame, column: str) -> str:

@@ -27,6 +27,7 @@ from lossbench.store import load_runs
 from lossbench.tasks.classification import Classification
 
 M, N0, N, V = 37, 9, 16, 11  # rows, input width, feature width, classes
+BUSY = [sys.executable, "-c", "while True: pass"]  # a process that keeps one core busy
 
 
 def _step(head: nn.Module) -> int:
@@ -96,7 +97,7 @@ def test_busy_neighbours_change_duration_not_flops_or_cpu_energy(tmp_path):
         return load_runs(tmp_path / name).sort_values("seed")
 
     alone = runs("alone")
-    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    busy = [subprocess.Popen(BUSY) for _ in range(2)]
     try:
         time.sleep(0.5)
         loaded = runs("loaded")
@@ -112,7 +113,6 @@ def test_busy_neighbours_change_duration_not_flops_or_cpu_energy(tmp_path):
     assert max(intensity) == pytest.approx(min(intensity), rel=1e-9)
 
 
-BUSY = [sys.executable, "-c", "while True: pass"]
 TWO_CPUS = sorted(os.sched_getaffinity(0))[:2] if hasattr(os, "sched_getaffinity") else []
 two_cpus = pytest.mark.skipif(len(TWO_CPUS) < 2 or not shutil.which("taskset"),
                               reason="needs 2 CPUs this process may use and taskset (Linux)")

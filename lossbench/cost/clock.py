@@ -10,11 +10,16 @@ from pathlib import Path
 import torch
 
 
-def process_cpu_seconds() -> float:
+def process_cpu_seconds(children: bool = False) -> float:
     """User + system CPU time of this process and all its threads so far (getrusage RUSAGE_SELF): it
-    grows only while the run computes, not while it waits for a core that another process holds."""
+    grows only while the run computes, not while it waits for a core that another process holds.
+    `children`: add the children it has waited for (RUSAGE_CHILDREN)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    total = usage.ru_utime + usage.ru_stime
+    if children:
+        waited = resource.getrusage(resource.RUSAGE_CHILDREN)
+        total += waited.ru_utime + waited.ru_stime
+    return total
 
 
 def thread_cpu_seconds(native_ids: set[int]) -> float:

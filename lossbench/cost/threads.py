@@ -27,6 +27,7 @@ from typing import Literal
 import psutil
 import torch
 
+from lossbench.cost.clock import process_cpu_seconds
 from lossbench.store import pid_alive
 
 log = logging.getLogger(__name__)
@@ -98,8 +99,8 @@ class MachineLoad:
         per_cpu = psutil.cpu_times(percpu=True)
         busy = sum(t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
                    for i, t in enumerate(per_cpu) if mine is None or i in mine)
-        own = psutil.Process().cpu_times()  # with the children it waited for (CodeCarbon's hardware probes)
-        return time.monotonic(), busy, own.user + own.system + own.children_user + own.children_system
+        # with the children it waited for (CodeCarbon's hardware probes)
+        return time.monotonic(), busy, process_cpu_seconds(children=True)
 
     def busy_elsewhere(self) -> float:
         """Cores other processes kept busy (a mean over the interval since the previous estimate)."""

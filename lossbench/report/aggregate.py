@@ -121,7 +121,8 @@ def aggregate(runs: pd.DataFrame, group_by: list[str], metrics: list[Metric], ta
         table.ranks = _block_ranks(table)
         sources = [c for c in ("cpu_energy_source", "gpu_energy_source", "ram_energy_source") if c in group]
         table.energy_sources = frozenset(s for c in sources for s in group[c].dropna().unique() if s != "none")
-        table.thread_counts = frozenset(int(t) for t in group["threads"].dropna()) if "threads" in group else frozenset()
+        if "threads" in group:
+            table.thread_counts = frozenset(int(t) for t in group["threads"].dropna())
         tables.append(table)
     return tables
 
