@@ -1,5 +1,5 @@
 """The `lossbench` command line: parsing only; `run` delegates to sweep.py, `report` to the report
-package, `status` to status.py, `list` reads conf/.
+package, `status` to status.py, `export` to results.py, `list` reads conf/.
 
 Bad input anywhere is one line `error: ...` on stderr and exit code 2, with nothing written.
 """
@@ -41,7 +41,7 @@ Runs that already completed (same run_id) are skipped; `--force` re-runs them. A
 (killed, cancelled, preempted) resumes from its last checkpoint when run again; `--restart` starts it over.
 
 Results: one summary row in `<results_dir>/runs/<run_id>.parquet`, per-evaluation history in
-`<results_dir>/history/<run_id>.parquet`; read them with `lossbench.store.load_runs`.
+`<results_dir>/history/<run_id>.parquet`; read them with `lossbench.results.load_runs`, or as one table with pandas, pyarrow, polars or DuckDB.
 """
 
 
@@ -114,6 +114,27 @@ def report(
     if built.sweep:
         typer.echo(built.sweep)
     typer.echo(f"wrote {out / 'index.md'} ({len(built.tables)} group(s): tables and figures)")
+
+
+@app.command()
+def export(
+    results_dir: Annotated[Path, typer.Argument(help="A results folder.")] = Path("results"),
+    out: Annotated[Path, typer.Option("--out", help="The Parquet file the runs go to.")] = Path("runs.parquet"),
+    history: Annotated[Path | None, typer.Option("--history", help="Also write every history row to this "
+                                                 "Parquet file.")] = None,
+) -> None:
+    """One Parquet file of a results folder's runs (the declared schema), for sharing a result set."""
+    from lossbench.results import export as write
+
+    if not (results_dir / "runs").is_dir():
+        _fail(f"no results folder at {results_dir} (it has no runs/ folder)")
+    for option, path in (("--out", out), ("--history", history)):
+        if path is not None and (path.is_dir() or not path.parent.is_dir()):
+            _fail(f"{option} {path}: name a file in an existing folder")
+    if history is not None and history.resolve() == out.resolve():
+        _fail(f"--history {history}: must differ from --out")
+    runs, rows = write(results_dir, out, history)
+    typer.echo(f"wrote {runs} runs to {out}" + (f" and {rows} history rows to {history}" if history else ""))
 
 
 def _defaults() -> dict[str, str]:

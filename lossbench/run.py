@@ -21,13 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from hydra.errors import InstantiationException
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lossbench import LossbenchError, store
-from lossbench.config import group_options, option_file
+from lossbench.config import group_options
 from lossbench.cost.clock import GpuClock, process_cpu_seconds
 from lossbench.cost.flops import training_flops
 from lossbench.cost.threads import HostShare, Threads, machine_load
@@ -37,8 +36,10 @@ from lossbench.losses.base import AuxZLoss, Criterion
 from lossbench.metrics import count_params, grad_stability, param_norm, summarize
 from lossbench.models.classifier import Classifier
 from lossbench.provenance import provenance
+from lossbench.results import write_run
 from lossbench.schema import SCHEMA_VERSION
 from lossbench.tasks.base import Task
+from lossbench.tasks.registry import option_task, task_class
 
 log = logging.getLogger(__name__)
 machine_load()  # start this process's load meter at import, so the first run's threads need no wait
@@ -123,16 +124,10 @@ def check_task(task: Task, dataset: Dataset, choices: dict[str, str]) -> None:
     if task.accepts(dataset):
         return
     kind = getattr(dataset, "kind", "?")
-    takers = [option for option in group_options("task") if _task_class(option).data_kind == kind]
+    takers = [option for option in group_options("task") if option_task(option).data_kind == kind]
     hint = f"; add {' or '.join(f'task={t}' for t in takers)}" if takers else ""
     raise LossbenchError(f"dataset={choices.get('dataset')} gives {kind} data, which task={choices.get('task')} "
                          f"does not take (it takes {task.data_kind}){hint}")
-
-
-def _task_class(option: str) -> type[Task]:
-    """The Task class a conf/task/<option>.yaml names (read from the file, not composed)."""
-    node = yaml.safe_load(option_file("task", option).read_text())
-    return get_class(node["task"]["_target_"])
 
 
 def build_model(cfg: DictConfig, splits: Splits) -> Classifier:
@@ -213,7 +208,7 @@ def _train_and_write(cfg: DictConfig, identity: RunIdentity, sweep: str | None, 
     if device_error is not None:
         summary["device"] = str(cfg.device)  # the configured device: the run never reached one
     try:
-        path = store.write_run(results, summary, history)
+        path = write_run(results, summary, history, _task_of(cfg))
     except OSError as exc:  # disk full, quota: earlier files are intact (atomic writes); say so in one line
         log.error("run %s %s but its row could not be written to %s (%s); earlier results are intact",
                   rid, summary["status"], results, exc.strerror or exc)
@@ -235,7 +230,15 @@ def record_unfinished(cfg: DictConfig, identity: RunIdentity, sweep: str | None,
     outcome = {"status": status, "error": reason, "error_log": where.get("job_log")}
     summary = _row(identity, sweep, outcome, None, torch.device("cpu"), where, datetime.now(timezone.utc))
     summary["device"] = str(cfg.device)  # the configured device: the run never reached one
-    return store.write_run(Path(cfg.results_dir).expanduser(), summary, [])
+    return write_run(Path(cfg.results_dir).expanduser(), summary, [], _task_of(cfg))
+
+
+def _task_of(cfg: DictConfig) -> type[Task] | None:
+    """The task class the config names (its columns join the row's schema), or None if it cannot be imported."""
+    try:
+        return task_class(cfg.task._target_)
+    except LossbenchError:
+        return None
 
 
 def _row(identity: RunIdentity, sweep: str | None, outcome: dict[str, Any], wall_time_s: float | None,

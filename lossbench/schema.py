@@ -9,9 +9,11 @@ nothing else spells a column's meaning. A column is one of:
 - a task's own column (probes, per-token throughput): declared here when a built-in task writes it,
   and listed by that task's `columns`; a task defined elsewhere declares its own `Column`s.
 
-`present` says on which rows a column exists: `always` (every row), `trained` (rows of runs that
-trained: completed or diverged) or `failed` (rows of failed runs). `check_row` compares a row with
-the declaration; the tests call it for every task.
+`present` says on which rows a column has a value: `always` (every row), `trained` (rows of runs that
+trained: completed or diverged) or `failed` (rows of failed runs). Every file holds every declared column
+all the same (a typed null where the row has no value): `arrow_schema` turns declarations into the one
+Arrow schema every writer writes (lossbench/results.py). `check_row` compares a row with the
+declaration; the tests call it for every task.
 """
 
 from __future__ import annotations
@@ -20,13 +22,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-SCHEMA_VERSION = 2  # 2: run ids hash the effective config only; head, variant, cost-free identity columns
+import pyarrow as pa
+
+# 2: run ids hash the effective config only; head, variant, cost-free identity columns.
+# 3: every file on one declared Arrow schema (typed nulls, declared int/float types); run ids without
+#    measurement and presentation settings (tracker, trainer.progress, trainer.eval_batch_size); cell_id.
+SCHEMA_VERSION = 3
 BLOCKS = ("Performance", "Interpretability", "Sustainability")
 SPLITS = ("train", "val", "test")
 SPLIT_LABELS = {"train": "Train", "val": "Val.", "test": "Test"}
 
 Dtype = Literal["float", "int", "str", "bool"]
 Presence = Literal["always", "trained", "failed"]
+ARROW_TYPES: dict[str, pa.DataType] = {"float": pa.float64(), "int": pa.int64(), "str": pa.string(),
+                                       "bool": pa.bool_()}
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class Column:
     present: Presence = "trained"
     per_split: bool = False
     distance_heads_only: bool = False  # meaningless for a linear head: reports show n/a there
+    nullable: bool = True  # False: every row of every status has a value
 
     @property
     def title(self) -> str:
@@ -70,24 +80,29 @@ def _c(name: str, dtype: Dtype, description: str, **kw: object) -> Column:
 
 # --- columns every run writes ------------------------------------------------------------------------
 IDENTITY = [
-    _c("run_id", "str", "hash of the effective config without output locations (16 hex digits)", present="always"),
-    _c("task", "str", "the task (classification, lm, ...)", present="always"),
-    _c("dataset", "str", "dataset config", present="always"),
-    _c("backbone", "str", "backbone config", present="always"),
-    _c("head", "str", "head of the loss: linear or harmonic (a distance head)", present="always"),
+    _c("run_id", "str", "hash of the identity keys of the effective config (lossbench/identity.py; 16 hex digits)",
+       present="always", nullable=False),
+    _c("cell_id", "str", "hash of the same keys without the seed: the runs of one cell differ only by seed, and the "
+       "report's mean, std and tests are over one cell's runs, never across cells", present="always",
+       nullable=False),
+    _c("task", "str", "the task (classification, lm, ...)", present="always", nullable=False),
+    _c("dataset", "str", "dataset config", present="always", nullable=False),
+    _c("backbone", "str", "backbone config", present="always", nullable=False),
+    _c("head", "str", "head of the loss: linear or harmonic (a distance head)", present="always", nullable=False),
     _c("loss", "str", "the loss as users name it: the criterion for a linear head, harmonic for a distance head",
-       present="always"),
-    _c("criterion", "str", "the criterion on the logits (ce, focal, dce, ...)", present="always"),
-    _c("distance", "str", "the distance of a harmonic head; none for a linear head", present="always"),
+       present="always", nullable=False),
+    _c("criterion", "str", "the criterion on the logits (ce, focal, dce, ...)", present="always", nullable=False),
+    _c("distance", "str", "the distance of a harmonic head; none for a linear head", present="always",
+       nullable=False),
     _c("variant", "str", "report label from the effective config: ce, focal, harmonic/cosine, harmonic/cosine + focal",
-       present="always"),
-    _c("optim", "str", "optimizer config", present="always"),
-    _c("seed", "int", "run seed (backbone init, data order, dropout)", present="always"),
+       present="always", nullable=False),
+    _c("optim", "str", "optimizer config", present="always", nullable=False),
+    _c("seed", "int", "run seed (backbone init, data order, dropout)", present="always", nullable=False),
     _c("experiment", "str", "named grid the run belongs to (conf/experiment), or null", present="always"),
     _c("sweep", "str", "id of the sweep command that launched it, or null", present="always"),
     _c("status", "str", "completed, diverged (non-finite training loss), failed, or how a cluster job ended "
        "without a row of its own: cancelled, timeout, out_of_memory, node_fail, preempted, not_submitted",
-       present="always"),
+       present="always", nullable=False),
 ]
 FAILURE = [
     _c("error", "str", "the exception of a failed run, or the SLURM state and reason, one line", present="failed"),
@@ -179,8 +194,8 @@ PROVENANCE = [
     _c("job_log", "str", "the submitit log folder of the job, or null outside SLURM", present="always"),
     _c("started_at", "str", "UTC start (ISO 8601)", present="always"),
     _c("finished_at", "str", "UTC end (ISO 8601)", present="always"),
-    _c("schema_version", "int", "version of this schema the row follows", present="always"),
-    _c("config_json", "str", "the effective config (resolved, sorted JSON)", present="always"),
+    _c("schema_version", "int", "version of this schema the row follows", present="always", nullable=False),
+    _c("config_json", "str", "the effective config (resolved, sorted JSON)", present="always", nullable=False),
 ]
 SUMMARY: list[Column] = IDENTITY + FAILURE + split_columns([LOSS_SCORE]) + TRAINING + ENERGY + PROVENANCE
 
@@ -242,9 +257,9 @@ ALGORITHMIC = {c.name: c for c in [  # task=algorithmic (tasks/algorithmic.py): 
 
 # --- history: one row per evaluation ----------------------------------------------------------------------
 HISTORY: list[Column] = [
-    _c("run_id", "str", "the run", present="always"),
-    _c("epoch", "float", "epochs so far (fractional for step-based runs)", present="always"),
-    _c("step", "int", "optimizer steps so far", present="always"),
+    _c("run_id", "str", "the run", present="always", nullable=False),
+    _c("epoch", "float", "epochs so far (fractional for step-based runs)", present="always", nullable=False),
+    _c("step", "int", "optimizer steps so far", present="always", nullable=False),
     _c("lr", "float", "learning rate of the first parameter group", present="always"),
     _c("train_loss", "float", "mean training criterion since the previous evaluation", present="always"),
     _c("grad_norm_mean", "float", "mean gradient norm since the previous evaluation", present="always"),
@@ -269,6 +284,22 @@ def history_columns(scores: Iterable[Column], train_score: Column, test_each_eva
     scores = [LOSS_SCORE, *scores]
     train = replace(train_score, name=f"train_{train_score.name}", present="always", per_split=False)
     return HISTORY + [train] + split_columns(scores, ("val", "test") if test_each_eval else ("val",))
+
+
+def union(columns: Iterable[Column]) -> list[Column]:
+    """Columns by name, first declaration first; one name declared with two types is an error (a file
+    can hold one type per column)."""
+    out: dict[str, Column] = {}
+    for column in columns:
+        first = out.setdefault(column.name, column)
+        if first.dtype != column.dtype:
+            raise TypeError(f"column {column.name} is declared as {first.dtype} and as {column.dtype}")
+    return list(out.values())
+
+
+def arrow_schema(columns: Iterable[Column]) -> pa.Schema:
+    """The Arrow schema of these declarations: each column's declared type and nullability, in order."""
+    return pa.schema([pa.field(c.name, ARROW_TYPES[c.dtype], nullable=c.nullable) for c in columns])
 
 
 def check_row(row: dict[str, object], declared: Sequence[Column], status: str) -> tuple[set[str], set[str]]:

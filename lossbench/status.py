@@ -10,14 +10,15 @@ import pandas as pd
 
 from lossbench import store
 from lossbench.cluster import UNFINISHED, sweep_job_states
-from lossbench.identity import variant_of_legacy
+from lossbench.results import load_runs
 
+COLUMNS = ["run_id", "status", "error", "error_log", "slurm_job_id", "dataset", "backbone", "variant", "seed"]
 STATES = ("done", "running", "failed", "diverged", "stopped", "pending")  # stopped: cancelled, timeout, ... by the cluster
 
 
 def sweep_status(results_dir: Path) -> str:
     """A plain-text table (one line per sweep, then single runs) and the failed / diverged / stale runs."""
-    runs = store.load_runs(results_dir)
+    runs = load_runs(results_dir, COLUMNS)
     status = dict(zip(runs.run_id, runs.status)) if not runs.empty else {}
     markers = {m["run_id"]: m for m in store.load_markers(results_dir)}
     live = {rid for rid, m in markers.items() if m["alive"] and status.get(rid) != "completed"}
@@ -45,8 +46,7 @@ def sweep_status(results_dir: Path) -> str:
         where = f" (log: {row.error_log})" if isinstance(getattr(row, "error_log", None), str) else ""
         job = getattr(row, "slurm_job_id", None)
         where += f" [SLURM job {job}]" if isinstance(job, str) else ""
-        variant = row.variant if isinstance(getattr(row, "variant", None), str) else variant_of_legacy(row._asdict())
-        lines.append(f"{row.status:<9} {row.run_id}  {row.dataset} {row.backbone} {variant} "
+        lines.append(f"{row.status:<9} {row.run_id}  {row.dataset} {row.backbone} {row.variant} "
                      f"seed={row.seed}: {detail}{where}")
     for rid, marker in markers.items():
         if not marker["alive"] and status.get(rid) != "completed":

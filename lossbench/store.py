@@ -24,7 +24,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -61,10 +60,10 @@ def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
     return path
 
 
-def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
-    """Atomically write `rows` as one Parquet file at `path`."""
-    table = pa.Table.from_pylist(rows)
-    return _atomic_write(path, lambda handle: pq.write_table(table, handle))
+def write_table(path: Path, table: pa.Table) -> Path:
+    """Atomically write an Arrow table as one Parquet file at `path` (no column statistics: a result
+    file holds a few rows, and statistics would double its size and its read time)."""
+    return _atomic_write(path, lambda handle: pq.write_table(table, handle, write_statistics=False))
 
 
 def write_json(path: Path, data: dict[str, Any]) -> Path:
@@ -72,12 +71,10 @@ def write_json(path: Path, data: dict[str, Any]) -> Path:
     return _atomic_write(path, lambda handle: handle.write(json.dumps(data, indent=1, default=str).encode()))
 
 
-def write_run(results_dir: Path, summary: dict[str, Any], history: list[dict[str, Any]]) -> Path:
-    """Write history first, then the summary row (the row is what marks a run as present)."""
-    rid = summary["run_id"]
-    if history:
-        write_rows(results_dir / HISTORY / f"{rid}.parquet", [{"run_id": rid, **row} for row in history])
-    return write_rows(results_dir / RUNS / f"{rid}.parquet", [summary])
+def warn_unreadable(path: Path, exc: BaseException) -> None:
+    """One warning line for a result file a reader leaves out."""
+    log.warning("skipping unreadable result file %s (%s); re-running its command redoes that run",
+                path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
 def _read(path: Path) -> pa.Table | None:
@@ -87,8 +84,7 @@ def _read(path: Path) -> pa.Table | None:
     try:
         return pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
-        log.warning("skipping unreadable result file %s (%s); re-running its command redoes that run",
-                    path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        warn_unreadable(path, exc)
         return None
 
 
@@ -346,13 +342,6 @@ def load_manifests(results_dir: Path) -> list[dict[str, Any]]:
     return manifests
 
 
-def _load(folder: Path) -> pd.DataFrame:
-    tables = [t for t in map(_read, sorted(folder.glob("*.parquet"))) if t is not None]
-    if not tables:
-        return pd.DataFrame()
-    return pa.concat_tables(tables, promote_options="permissive").to_pandas()
-
-
 def check_writable(path: Path, what: str) -> None:
     """Raise LossbenchError (one line) unless files can be created under `path`: checked before a
     run trains, so a finished run is never lost to an unwritable results folder. Leaves nothing behind."""
@@ -366,19 +355,3 @@ def check_writable(path: Path, what: str) -> None:
             pass
     except OSError as exc:
         raise LossbenchError(f"{what}={path}: cannot write there ({exc.strerror or exc})") from None
-
-
-def load_runs(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """All summary rows under a results folder (or its `runs/` folder), one row per run.
-
-    Files written by other lossbench versions may have extra or missing columns: the union of all
-    columns is kept and absent values are null.
-    """
-    root = Path(path)
-    return _load(root if root.name == RUNS else root / RUNS)
-
-
-def load_history(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """All per-epoch history rows under a results folder, with a `run_id` column."""
-    root = Path(path)
-    return _load(root if root.name == HISTORY else root / HISTORY)

@@ -35,6 +35,7 @@ from lossbench.config import (
     validate,
 )
 from lossbench.identity import RunIdentity, hash_id, run_identity
+from lossbench.results import completed, read_rows
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,8 @@ def sweep_id(overrides: list[str]) -> str:
 def plan(overrides: list[str], multirun: bool, flags: RunFlags) -> Plan:
     """Preflight every job, then decide what to launch: everything not yet completed (all with --force)."""
     jobs = preflight(overrides, multirun)
-    done = set() if flags.force else {j.run_id for j in jobs if store.is_completed(j.results_dir, j.run_id)}
+    done = set() if flags.force else {rid for folder in {j.results_dir for j in jobs}
+                                      for rid in completed(folder, [j.run_id for j in jobs if j.results_dir == folder])}
     held = {j.run_id: lock for j in jobs if j.run_id not in done
             for lock in [store.live_lock(j.results_dir, j.run_id)] if lock}
     hydra_overrides, _ = split_hydra([*search_overrides(overrides), *overrides])
@@ -312,7 +314,9 @@ def _exit_with_launcher(pid: int, started: str | None, interval_s: float = 0.5) 
 
 def outcome(the_plan: Plan) -> Outcome:
     """What became of every job, read from the result rows (whatever the launcher said), and the exit code."""
-    rows = {j.run_id: store.read_run(j.results_dir, j.run_id) for j in the_plan.jobs}
+    found = {folder: read_rows(folder, [j.run_id for j in the_plan.jobs if j.results_dir == folder])
+             for folder in {j.results_dir for j in the_plan.jobs}}
+    rows = {j.run_id: found[j.results_dir].get(j.run_id) for j in the_plan.jobs}
     for job in the_plan.jobs:  # no row, but a live trainer elsewhere (e.g. an overlapping sweep's job)
         lock = store.live_lock(job.results_dir, job.run_id) if rows[job.run_id] is None else None
         if lock:

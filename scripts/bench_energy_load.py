@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 from scipy.stats import kendalltau
 
-from lossbench.store import load_runs
+from lossbench.results import load_runs
 
 VARIANTS = ["loss=ce,harmonic", "distance=euclidean,minkowski,canberra"]  # default CNN: 4 variants, costs within 25 %
 FIGURES = {

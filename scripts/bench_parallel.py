@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lossbench.store import load_runs
+from lossbench.results import load_runs
 
 
 def command(results: Path, *args: str) -> list[str]:

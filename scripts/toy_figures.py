@@ -25,7 +25,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from lossbench.data.algorithmic import explained_variance_ratio, top2  # noqa: E402
-from lossbench.store import load_runs, model_path  # noqa: E402
+from lossbench.results import load_runs  # noqa: E402
+from lossbench.store import model_path  # noqa: E402
 
 log = logging.getLogger("toy_figures")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lossbench.config import GROUPS, group_options
-from lossbench.store import load_history, load_runs
+from lossbench.results import load_history, load_runs
 
 
 def lossbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -23,7 +23,7 @@ from lossbench.cost.threads import MachineLoad
 from lossbench.losses.cross_entropy import CrossEntropy
 from lossbench.models.classifier import Classifier
 from lossbench.models.heads import DistanceHead, LinearHead
-from lossbench.store import load_runs
+from lossbench.results import load_runs
 from lossbench.tasks.classification import Classification
 
 M, N0, N, V = 37, 9, 16, 11  # rows, input width, feature width, classes

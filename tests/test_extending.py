@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lossbench.store import load_history, load_runs
+from lossbench.results import load_history, load_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTENSIONS = Path(__file__).resolve().parent / "extensions"

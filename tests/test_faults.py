@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from lossbench import store
-from lossbench.store import load_runs
+from lossbench.results import load_runs
 
 FAST = ["backbone=mlp", "trainer.epochs=1", "tracker=off", "trainer.progress=false"]
 

@@ -16,7 +16,7 @@ from test_lm import TINY_LM, VOCAB
 
 from lossbench.config import group_options
 from lossbench.run import build, execute
-from lossbench.store import load_history, load_runs
+from lossbench.results import load_history, load_runs
 
 pytestmark = pytest.mark.gpu
 

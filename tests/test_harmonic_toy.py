@@ -22,7 +22,7 @@ from lossbench.data.algorithmic import (
     explained_variance_ratio,
 )
 from lossbench.run import build, build_model, execute
-from lossbench.store import load_runs
+from lossbench.results import load_runs
 from lossbench.tasks.algorithmic import first_sustained, grokking
 
 RNG = np.random.default_rng(0)

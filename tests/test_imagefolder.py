@@ -16,7 +16,7 @@ from PIL import Image
 
 from lossbench.data.augment import Augment, color_jitter, rotate
 from lossbench.run import build, execute
-from lossbench.store import load_runs
+from lossbench.results import load_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,7 +26,7 @@ from lossbench.report import build_report
 from lossbench.report.aggregate import best_variants
 from lossbench.report.catalogue import columns_of
 from lossbench.run import build, build_model, execute
-from lossbench.store import load_history, load_runs
+from lossbench.results import load_history, load_runs
 from lossbench.tasks import LanguageModeling
 
 # A tiny GPT: 2 layers, 32 wide, 32-token windows, 12 steps.

@@ -15,7 +15,7 @@ from pathlib import Path
 from lossbench import store
 from lossbench.config import compose_run
 from lossbench.identity import run_identity
-from lossbench.store import load_runs
+from lossbench.results import load_runs
 
 FAST = ["backbone=mlp", "trainer.epochs=1", "tracker=off", "trainer.progress=false"]
 

@@ -141,7 +141,7 @@ def test_full_batch_step_based_training(compose):
     cfg, choices = compose("dataset=spiral", "backbone=mlp", "trainer.batch_size=full", "trainer.steps=7",
                            "trainer.eval_every=3", "loss=dce", "loss.criterion.period=4")
     s = execute(cfg, choices).summary
-    from lossbench.store import load_history
+    from lossbench.results import load_history
 
     history = load_history(cfg.results_dir).sort_values("epoch")
     assert s["steps"] == 7 and s["epochs"] == 7  # full batch: one step per epoch

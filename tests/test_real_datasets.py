@@ -10,7 +10,7 @@ import pytest
 import torchvision.datasets.cifar
 
 from lossbench.run import build, execute
-from lossbench.store import load_runs
+from lossbench.results import load_runs
 
 
 def _write_idx(path, array: np.ndarray) -> None:

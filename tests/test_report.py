@@ -18,7 +18,8 @@ from lossbench.report.aggregate import aggregate, best_variants, pareto_front, s
 from lossbench.report.catalogue import columns_of, metrics_of
 from lossbench.report.formats import latex_escape
 from lossbench.run import execute
-from lossbench.store import load_runs
+from lossbench.results import load_runs
+from lossbench.testing import synthetic_row, write_synthetic
 from lossbench.tasks.classification import Classification
 
 METRICS = columns_of(Classification)
@@ -117,11 +118,7 @@ def test_errors(results, tmp_path):
 
 
 def test_report_with_only_failed_runs_is_a_clear_error(tmp_path):
-    from lossbench.store import write_rows
-
-    config = '{"task": {"_target_": "lossbench.tasks.classification.Classification"}}'
-    write_rows(tmp_path / "runs" / "a.parquet", [{"run_id": "a", "status": "failed", "loss": "ce", "distance": "none",
-                                                  "dataset": "spiral", "backbone": "mlp", "config_json": config}])
+    write_synthetic(tmp_path, [synthetic_row(status="failed", error="RuntimeError: boom")])
     proc = subprocess.run([sys.executable, "-m", "lossbench", "report", str(tmp_path), "--out", str(tmp_path / "o")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "no completed runs to report (1 failed)" in proc.stderr

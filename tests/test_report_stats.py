@@ -20,10 +20,10 @@ from lossbench.report.aggregate import aggregate, best_variants, tied_with_best
 from lossbench.report.catalogue import columns_of, metrics_of
 from lossbench.report.formats import column_exponent, mean_std
 from lossbench.report.stats import holm, seeds_needed
-from lossbench.store import load_runs, write_rows
+from lossbench.results import load_runs
+from lossbench.testing import synthetic_row, write_synthetic
 from lossbench.tasks.classification import Classification
 
-CONFIG = json.dumps({"task": {"_target_": "lossbench.tasks.classification.Classification"}})
 SEEDS = range(8)
 
 
@@ -39,13 +39,10 @@ def write_results(root: Path, drop: tuple[str, int] | None = None,
         for seed, a in zip(SEEDS, acc):
             if drop == (variant, seed):
                 continue
-            head = "linear" if variant == "ce" else "harmonic"
-            write_rows(root / "runs" / f"{variant}-{seed}.parquet", [{
-                "run_id": f"{variant}-{seed}", "status": "completed", "variant": variant, "head": head, "seed": seed,
-                "dataset": "d", "backbone": "b", "task": "classification", "config_json": CONFIG, "test_acc": float(a),
-                "val_acc": float(a), "test_f1": float(a) - 0.01, "energy_kwh": 1e-6 * (1 + 0.1 * seed),
-                "cpu_energy_source": "model:cpu-time", "ram_energy_source": "model:ram", "gpu_energy_source": "none",
-                "proto_alignment": 0.5, **({"threads": threads[variant]} if threads else {})}])
+            write_synthetic(root, [synthetic_row(
+                variant, seed, head="linear" if variant == "ce" else "harmonic", test_acc=float(a), val_acc=float(a), test_f1=float(a) - 0.01,
+                energy_kwh=1e-6 * (1 + 0.1 * seed), cpu_energy_source="model:cpu-time", ram_energy_source="model:ram",
+                gpu_energy_source="none", proto_alignment=0.5, threads=threads[variant] if threads else None)])
     return accs
 
 

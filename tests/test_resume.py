@@ -14,7 +14,7 @@ import pytest
 
 from lossbench import store
 from lossbench.run import execute
-from lossbench.store import load_history, load_runs
+from lossbench.results import load_history, load_runs
 
 EXACT = ["test_acc", "test_loss", "val_loss", "train_loss", "grad_norm_mean", "grad_norm_max", "best_epoch",
          "head_param_norm", "model_param_norm", "steps"]

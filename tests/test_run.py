@@ -11,7 +11,7 @@ from conftest import schema_gaps
 from lossbench.config import group_options
 from lossbench.cost import energy as emissions
 from lossbench.run import build, build_model, execute
-from lossbench.store import load_history, load_runs
+from lossbench.results import load_history, load_runs
 
 OFFLINE = [
     ("mnist1d", "mlp"), ("mnist1d", "cnn"), ("digits", "cnn"), ("spiral", "mlp"), ("modadd", "embedding_mlp"),

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from lossbench.cluster import max_array_size
-from lossbench.store import load_runs
+from lossbench.results import load_runs
 
 pytestmark = pytest.mark.slurm
 FAST = ["backbone=mlp", "trainer.epochs=1", "tracker=off", "trainer.progress=false"]

@@ -2,64 +2,89 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from lossbench import store
+from lossbench.identity import cell_id
+from lossbench.results import history_schema, load_runs, runs_schema, write_run
+from lossbench.testing import synthetic_row, write_synthetic
 
 
 def test_interrupted_write_leaves_no_readable_partial_file(tmp_path, monkeypatch):
-    path = tmp_path / "runs" / "abc.parquet"
-    store.write_rows(path, [{"run_id": "abc", "test_acc": 0.5}])
+    write_synthetic(tmp_path, [synthetic_row(test_acc=0.5)])
+    (path,) = (tmp_path / "runs").iterdir()
 
     def crash(src, dst):  # die after the data is written but before the rename
         raise KeyboardInterrupt("killed")
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
-        store.write_rows(path, [{"run_id": "abc", "test_acc": 0.9}])
+        write_synthetic(tmp_path, [synthetic_row(test_acc=0.9)])
     monkeypatch.undo()
-    assert sorted(p.name for p in path.parent.iterdir()) == ["abc.parquet"]  # temp file removed
-    assert store.load_runs(tmp_path).test_acc.tolist() == [0.5]  # old row intact
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # temp file removed
+    assert load_runs(tmp_path).test_acc.tolist() == [0.5]  # old row intact
 
 
 def test_leftover_temp_file_is_invisible_to_readers(tmp_path):
     runs = tmp_path / "runs"
-    store.write_rows(runs / "a.parquet", [{"run_id": "a", "x": 1.0}])
+    (rid,) = write_synthetic(tmp_path, [synthetic_row()])
     (runs / ".tmp-b-123.part").write_bytes(b"PAR1 half a file")  # what SIGKILL mid-write leaves
-    assert store.load_runs(tmp_path).run_id.tolist() == ["a"]
+    assert load_runs(tmp_path).run_id.tolist() == [rid]
     assert len(pd.read_parquet(runs)) == 1  # pandas/pyarrow directory reads skip it too
     assert not list(runs.glob("*.parquet"))[0].name.startswith(".")
 
 
-def test_load_runs_keeps_columns_that_only_some_files_have(tmp_path):
-    store.write_rows(tmp_path / "runs" / "a.parquet", [{"run_id": "a", "test_acc": 0.1, "energy_kwh": None}])
-    store.write_rows(tmp_path / "runs" / "b.parquet", [{"run_id": "b", "test_acc": 0.2, "energy_kwh": 1e-5, "new": "x"}])
-    df = store.load_runs(tmp_path).set_index("run_id")
-    assert df.loc["b", "new"] == "x" and pd.isna(df.loc["a", "new"])
-    assert df.loc["b", "energy_kwh"] == 1e-5 and pd.isna(df.loc["a", "energy_kwh"])
-    assert store.load_runs(tmp_path / "runs").shape == df.reset_index().shape
+def test_files_of_older_versions_read_by_name_with_missing_columns_null(tmp_path):
+    """A schema-2 file (inferred Arrow types: int64 pca90, an all-null energy column of type null, a column
+    that no longer exists) reads on the declared schema beside a version-3 file."""
+    config = '{"task": {"_target_": "lossbench.tasks.classification.Classification"}, "seed": 0}'
+    old = {"run_id": "a", "status": "completed", "variant": "ce", "seed": 0, "schema_version": 2, "pca90": 3,
+           "energy_kwh": None, "gone": "x", "config_json": config}
+    store.write_table(tmp_path / "runs" / "a.parquet", pa.Table.from_pylist([old]))
+    (new,) = write_synthetic(tmp_path, [synthetic_row(variant="harmonic/cosine", pca90=2.5, energy_kwh=1e-5)])
+    df = load_runs(tmp_path).set_index("run_id")
+    assert list(df.columns) == [n for n in runs_schema().names if n != "run_id"]
+    assert df.loc["a", "pca90"] == 3.0 and df.loc[new, "pca90"] == 2.5
+    assert df.loc[new, "energy_kwh"] == 1e-5 and pd.isna(df.loc["a", "energy_kwh"])
+    assert df.loc["a", "cell_id"] == cell_id(json.loads(config))  # derived from the stored config
+    assert load_runs(tmp_path / "runs").shape == df.reset_index().shape
 
 
-def test_write_run_writes_history_and_summary(tmp_path):
-    path = store.write_run(tmp_path, {"run_id": "r1", "status": "completed"}, [{"epoch": 1}, {"epoch": 2}])
-    assert path == tmp_path / "runs" / "r1.parquet"
-    history = pq.read_table(tmp_path / "history" / "r1.parquet").to_pandas()
-    assert history.run_id.tolist() == ["r1", "r1"] and history.epoch.tolist() == [1, 2]
+def test_write_run_writes_history_and_summary_on_the_declared_schema(tmp_path):
+    row = synthetic_row()
+    path = write_run(tmp_path, row, [{"epoch": 1, "step": 10}, {"epoch": 2, "step": 20}])
+    assert path == tmp_path / "runs" / f"{row['run_id']}.parquet"
+    assert pq.read_schema(path).equals(runs_schema()) and len(pq.read_schema(path)) > 100
+    history = pq.read_table(tmp_path / "history" / path.name)
+    assert history.schema.equals(history_schema())
+    assert history["run_id"].to_pylist() == [row["run_id"]] * 2 and history["epoch"].to_pylist() == [1.0, 2.0]
+
+
+def test_a_row_the_schema_does_not_declare_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="undeclared result columns: bogus"):
+        write_run(tmp_path, synthetic_row(bogus=1.0), [])
+    with pytest.raises(ValueError, match="column steps: 1.5 is not an integer"):
+        write_run(tmp_path, synthetic_row(steps=1.5), [])
+    with pytest.raises(ValueError, match="column status is declared non-null"):
+        write_run(tmp_path, synthetic_row(status=None), [])
+    assert not (tmp_path / "runs").exists()
 
 
 def test_empty_results_folder_loads_as_empty_frame(tmp_path):
-    assert store.load_runs(tmp_path).empty
+    assert load_runs(tmp_path).empty
 
 
 @pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
 def test_result_files_follow_the_umask(tmp_path, umask, mode):
     old = os.umask(umask)
     try:
-        path = store.write_rows(tmp_path / "runs" / "a.parquet", [{"run_id": "a"}])
+        path = store.write_table(tmp_path / "runs" / "a.parquet", pa.table({"run_id": ["a"]}))
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == mode

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from lossbench.config import group_options, sweep_jobs
-from lossbench.store import load_history, load_runs
+from lossbench.results import load_history, load_runs
 from lossbench.sweep import preflight
 
 FAST = ["backbone=mlp", "trainer.epochs=1", "tracker=off", "trainer.progress=false", "device=cpu"]

@@ -1,7 +1,9 @@
-"""Aggregation over seeds: per group and variant, mean, std and counts of every metric; block ranks;
+"""Aggregation over seeds: per group and cell, mean, std and counts of every metric; block ranks;
 best values; metric-vs-config tables; Pareto fronts. Pure pandas on result rows, no files.
 
-Only `completed` runs enter the numbers; failed and diverged runs are counted next to each row.
+The rows of a table are cells (cells.py): runs that differ only by seed, labelled by their variant
+and, where one variant holds several cells in a group, by the keys in which they differ. Only
+`completed` runs enter the numbers; failed and diverged runs are counted next to their own cell.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lossbench import LossbenchError
-from lossbench.identity import variant_of_legacy
+from lossbench.report.cells import label_cells
 from lossbench.report.stats import Comparison, Standing, against_baseline, standing
 from lossbench.schema import BLOCKS, Column
 from lossbench.tasks.base import Task
@@ -44,6 +46,11 @@ class GroupTable:
     ranks: pd.DataFrame = field(default_factory=pd.DataFrame)  # index: variant; columns: blocks
     energy_sources: frozenset[str] = frozenset()  # cpu/gpu/ram sources of the rows' energy
     thread_counts: frozenset[int] = frozenset()  # torch threads the rows' runs used (the `threads` column)
+    countries: frozenset[str] = frozenset()  # grid intensities the emissions were computed with
+    split: dict[str, list[str]] = field(default_factory=dict)  # variant -> its cells' labels, where several
+    rows: pd.DataFrame = field(default_factory=pd.DataFrame)  # the group's rows, every status, cell labels in `variant`
+    duplicates: int = 0  # rows left out: another row holds their cell and seed (cells.py)
+    unfinished: dict[str, dict[str, int]] = field(default_factory=dict)  # cell without a completed run -> statuses
 
     @property
     def slug(self) -> str:
@@ -52,6 +59,11 @@ class GroupTable:
     @property
     def title(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.key.items()) or "all runs"
+
+    @property
+    def completed(self) -> pd.DataFrame:
+        """The group's completed rows, with their cell labels."""
+        return self.rows[self.rows.status.eq("completed")]
 
     @property
     def modelled_energy(self) -> bool:
@@ -72,59 +84,60 @@ def selection_columns(task: type[Task]) -> set[str]:
     return chosen
 
 
-def variant_of(runs: pd.DataFrame) -> pd.Series:
-    """Each row's variant label: its `variant` column (schema 2), else derived from the loss,
-    criterion and distance columns of older rows in the same format."""
-    legacy = runs.apply(lambda row: variant_of_legacy(row.to_dict()), axis=1) if len(runs) else pd.Series(dtype=str)
-    if "variant" not in runs:
-        return legacy
-    return runs["variant"].where(runs["variant"].notna(), legacy)
-
-
 def aggregate(runs: pd.DataFrame, group_by: list[str], metrics: list[Metric], task: type[Task],
               baseline: str | None = "ce") -> list[GroupTable]:
-    """Per group and variant: mean and sample std over seeds of every metric (completed runs only), paired
-    comparisons against `baseline` and the standing of every ranked metric (stats.py)."""
+    """Per group and cell (cells.py): mean and sample std over seeds of every metric (completed runs only),
+    paired comparisons against `baseline` and the standing of every ranked metric (stats.py)."""
     missing = [c for c in group_by if c not in runs.columns]
     if missing:
         raise LossbenchError(f"cannot group by '{missing[0]}'; columns include: dataset, backbone, optim, experiment")
-    runs = runs.assign(variant=variant_of(runs))
-    done = runs[runs.status == "completed"]
-    if done.empty:
+    if not runs.status.eq("completed").any():
         counts = runs.status.value_counts().to_dict()
         raise LossbenchError(f"no completed runs to report ({', '.join(f'{v} {k}' for k, v in counts.items()) or 'none'})")
-    names = [m.name for m in metrics]
-    for name in names:
-        done = done.assign(**{name: pd.to_numeric(done[name], errors="coerce")}) if name in done else done.assign(**{name: np.nan})
-    if "head" in done:  # prototype geometry is defined for distance heads only: not applicable to linear heads
-        linear = done["head"].eq("linear")
-        for m in metrics:
-            if m.distance_heads_only:
-                done.loc[linear, m.name] = np.nan
+    cells = label_cells(runs, group_by)
+    runs = cells.runs.assign(**{m.name: pd.to_numeric(cells.runs[m.name], errors="coerce") for m in metrics})
+    linear = runs["head"].eq("linear")  # prototype geometry is defined for distance heads only
+    for m in metrics:
+        if m.distance_heads_only:
+            runs.loc[linear, m.name] = np.nan
+    dropped = cells.dropped.groupby(group_by).size() if group_by and len(cells.dropped) else pd.Series(dtype=int)
     tables = []
-    for key, group in done.groupby(group_by, sort=True) if group_by else [((), done)]:
+    for key, everything in runs.groupby(group_by, sort=True) if group_by else [((), runs)]:
         key = key if isinstance(key, tuple) else (key,)
-        everything = runs.loc[(runs[group_by] == pd.Series(key, index=group_by)).all(axis=1)] if group_by else runs
-        by_variant = group.groupby("variant")
-        mean, std = by_variant[names].mean(), by_variant[names].std(ddof=1)
-        status = everything.groupby("variant").status.value_counts().unstack(fill_value=0)
-        n = by_variant.size()
-        failed = status.get("failed", pd.Series(0, index=status.index)).reindex(n.index, fill_value=0)
-        diverged = status.get("diverged", pd.Series(0, index=status.index)).reindex(n.index, fill_value=0)
-        table = GroupTable(task, metrics, dict(zip(group_by, map(str, key))), mean, std, n, failed, diverged)
-        table.values = {m: group.groupby(["seed", "variant"])[m].mean().unstack("variant") for m in names}
-        table.baseline = baseline if baseline in mean.index else None
-        if table.baseline is not None:
-            table.comparisons = {m: against_baseline(table.values[m], table.baseline) for m in names}
-        table.standings = {m.name: standing(table.values[m.name], bool(m.higher_is_better))
-                           for m in metrics if table.ranked(m)}
-        table.ranks = _block_ranks(table)
-        sources = [c for c in ("cpu_energy_source", "gpu_energy_source", "ram_energy_source") if c in group]
-        table.energy_sources = frozenset(s for c in sources for s in group[c].dropna().unique() if s != "none")
-        if "threads" in group:
-            table.thread_counts = frozenset(int(t) for t in group["threads"].dropna())
+        group = everything[everything.status == "completed"]
+        if group.empty:
+            continue
+        table = _group_table(task, metrics, dict(zip(group_by, map(str, key))), group, everything, baseline)
+        table.duplicates = int(dropped.get(key if len(key) > 1 else key[0], 0)) if group_by else len(cells.dropped)
         tables.append(table)
     return tables
+
+
+def _group_table(task: type[Task], metrics: list[Metric], key: dict[str, str], group: pd.DataFrame,
+                 everything: pd.DataFrame, baseline: str | None) -> GroupTable:
+    """One group's table from its completed rows (`group`) and all its rows (`everything`)."""
+    names = [m.name for m in metrics]
+    by_cell = group.groupby("variant")
+    mean, std, n = by_cell[names].mean(), by_cell[names].std(ddof=1), by_cell.size()
+    status = everything.groupby("variant").status.value_counts().unstack(fill_value=0)
+    failed = status.get("failed", pd.Series(0, index=status.index)).reindex(n.index, fill_value=0)
+    diverged = status.get("diverged", pd.Series(0, index=status.index)).reindex(n.index, fill_value=0)
+    table = GroupTable(task, metrics, key, mean, std, n, failed, diverged, rows=everything)
+    labels = everything.groupby("variant_name")["variant"].unique()
+    table.split = {str(v): sorted(cells) for v, cells in labels.items() if len(cells) > 1}
+    table.unfinished = {v: status.loc[v][status.loc[v] > 0].to_dict() for v in sorted(set(status.index) - set(n.index))}
+    table.values = {m: group.groupby(["seed", "variant"])[m].mean().unstack("variant") for m in names}
+    table.baseline = baseline if baseline in mean.index else None
+    if table.baseline is not None:
+        table.comparisons = {m: against_baseline(table.values[m], table.baseline) for m in names}
+    table.standings = {m.name: standing(table.values[m.name], bool(m.higher_is_better))
+                       for m in metrics if table.ranked(m)}
+    table.ranks = _block_ranks(table)
+    sources = ("cpu_energy_source", "gpu_energy_source", "ram_energy_source")
+    table.energy_sources = frozenset(s for c in sources for s in group[c].dropna().unique() if s != "none")
+    table.thread_counts = frozenset(int(t) for t in group["threads"].dropna())
+    table.countries = frozenset(group.loc[group["energy_kwh"].notna(), "country_iso_code"].dropna())
+    return table
 
 
 def _block_ranks(table: GroupTable) -> pd.DataFrame:
@@ -167,10 +180,10 @@ def config_value(config_json: str, path: str) -> str:
 def sweep_table(runs: pd.DataFrame, x: str, metric: Metric, split: str | None = None) -> pd.DataFrame:
     """`metric` over the values of config path `x`, per variant (optionally split by another config
     path): rows = variant, columns = x values, cells = (mean, std, n) over seeds, completed runs only."""
-    done = runs[runs.status == "completed"].copy()
+    done = runs[runs.status == "completed"]
     if done.empty:
         raise LossbenchError("no completed runs to report")
-    done["variant"] = variant_of(done)
+    done = label_cells(done, [], tuple(p for p in (x, split) if p)).runs
     if split:
         done["variant"] += " " + split.rsplit(".", 1)[-1] + "=" + done.config_json.map(lambda c: config_value(c, split))
     done["x"] = done.config_json.map(lambda c: config_value(c, x))
@@ -182,15 +195,6 @@ def sweep_table(runs: pd.DataFrame, x: str, metric: Metric, split: str | None = 
 def _numeric_key(text: str) -> tuple[float, str]:
     numbers = re.findall(r"-?\d+(?:\.\d+)?", text)
     return (float(numbers[0]) if numbers else math.inf, text)
-
-
-def group_runs(runs: pd.DataFrame, table: GroupTable) -> pd.DataFrame:
-    """The completed rows of one group, with their variant."""
-    runs = runs.assign(variant=variant_of(runs))
-    mask = runs.status.eq("completed")
-    for k, v in table.key.items():
-        mask &= runs[k].astype(str).eq(v)
-    return runs[mask]
 
 
 def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lossbench import LossbenchError
-from lossbench.report.aggregate import GroupTable, aggregate, sweep_table, variant_of
-from lossbench.report.catalogue import check_metric_names, columns_of, metrics_of, task_class, task_targets
+from lossbench.report.aggregate import GroupTable, aggregate, sweep_table
+from lossbench.report.catalogue import check_metric_names, columns_of, metrics_of, task_targets
 from lossbench.report.formats import FORMAT_ALIASES, WRITERS, sweep_markdown, to_markdown
+from lossbench.results import load_history, load_runs
 from lossbench.schema import BLOCKS
-from lossbench.store import check_writable, load_history, load_runs
+from lossbench.tasks.registry import task_class
+from lossbench.store import check_writable
 
 
 @dataclass
@@ -46,6 +48,8 @@ def build_report(
         raise LossbenchError(f"unknown format '{bad[0]}'; choose from: markdown (md), latex (tex), csv")
     if table != "all" and table.capitalize() not in BLOCKS:
         raise LossbenchError(f"unknown table '{table}'; choose one of: all, performance, interpretability, sustainability")
+    if split and not x:
+        raise LossbenchError(f"--split {split}: needs --x (it splits the lines of the metric-vs-config table)")
     if out.exists() and not out.is_dir():
         raise LossbenchError(f"--out {out}: exists and is not a folder; name a folder for the report")
     check_writable(out, "--out")
@@ -62,7 +66,7 @@ def build_report(
         metrics = metrics_of(tasks[target], metric_names, block)
         if metrics and task_runs.status.eq("completed").any():
             tables += aggregate(task_runs, group_by, metrics, tasks[target], baseline or "ce")
-    variants = set(variant_of(runs[runs.status == "completed"]))
+    variants = {v for t in tables for v in t.mean.index}
     if baseline is not None and baseline not in variants and variants:
         raise LossbenchError(f"--baseline {baseline}: no completed runs of that variant; choose one of: "
                              f"{', '.join(sorted(variants))}")
@@ -84,7 +88,7 @@ def build_report(
             index.append(f"- table ({fmt}): [{path.relative_to(out)}]({path.relative_to(out)})")
         if "md" in (FORMAT_ALIASES[f] for f in formats):
             index.append("\n" + to_markdown(t, t.metrics))
-        for name, path in group_figures(t, runs, history, out / "figures").items():
+        for name, path in group_figures(t, history, out / "figures").items():
             index.append(f"- {name}: [{path.relative_to(out)}]({path.relative_to(out)})")
             if path.suffix == ".png":
                 index.append(f"\n  ![{name}]({path.relative_to(out)})\n")

@@ -8,32 +8,14 @@ config names (`task._target_`), its metrics are the schema's common columns plus
 
 from __future__ import annotations
 
-import json
 from functools import cache
 
 import pandas as pd
-from hydra.utils import get_class
 
 from lossbench import LossbenchError
 from lossbench.schema import Column, summary_columns
 from lossbench.tasks.base import Task
-
-
-@cache
-def task_class(target: str) -> type[Task]:
-    """The Task class named by a `task._target_`."""
-    try:
-        return get_class(target)
-    except Exception as exc:
-        raise LossbenchError(f"rows name task class '{target}', which cannot be imported ({exc})") from None
-
-
-def task_target(config_json: object) -> str:
-    """`task._target_` of a row's stored config."""
-    try:
-        return json.loads(str(config_json))["task"]["_target_"]
-    except (ValueError, KeyError, TypeError):
-        raise LossbenchError("a row has no task in its stored config_json; cannot tell how to report it") from None
+from lossbench.tasks.registry import task_target
 
 
 def task_targets(runs: pd.DataFrame) -> pd.Series:

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from lossbench.report.aggregate import GroupTable, Metric, group_runs, pareto_front  # noqa: E402
+from lossbench.report.aggregate import GroupTable, Metric, pareto_front  # noqa: E402
 from lossbench.report.catalogue import columns_of  # noqa: E402
 
 # columns computed from energy: labelled "modelled" when any energy of the group is a model
@@ -33,11 +33,11 @@ def _save(fig: plt.Figure, base: Path) -> dict[str, Path]:
     return paths
 
 
-def pareto_figure(table: GroupTable, runs: pd.DataFrame, base: Path) -> dict[str, Path]:
+def pareto_figure(table: GroupTable, base: Path) -> dict[str, Path]:
     """The task's headline metric vs energy per run (dots) and per variant mean (labelled), with the
     Pareto front (least energy for the best headline value)."""
     y = columns_of(table.task)[table.task.report.headline]
-    rows = group_runs(runs, table).dropna(subset=["energy_kwh", y.name])
+    rows = table.completed.dropna(subset=["energy_kwh", y.name])
     if rows.empty:
         return {}
     by_variant = rows.groupby("variant")[["energy_kwh", y.name]]
@@ -94,14 +94,13 @@ def radar_figure(table: GroupTable, base: Path) -> dict[str, Path]:
     return _save(fig, base)
 
 
-def curve_figure(table: GroupTable, runs: pd.DataFrame, history: pd.DataFrame, column: str, label: str,
-                 base: Path) -> dict[str, Path]:
+def curve_figure(table: GroupTable, history: pd.DataFrame, column: str, label: str, base: Path) -> dict[str, Path]:
     """`column` from the history over epochs (steps for language models), averaged over seeds per
     variant (shaded: ± std)."""
     x = table.task.report.curve_x
     if history.empty or column not in history:
         return {}
-    rows = group_runs(runs, table)[["run_id", "variant"]]
+    rows = table.completed[["run_id", "variant"]]
     curves = history.merge(rows, on="run_id")
     if curves.empty:
         return {}
@@ -160,17 +159,17 @@ def forest_figure(table: GroupTable, base: Path) -> dict[str, Path]:
     return _save(fig, base)
 
 
-def group_figures(table: GroupTable, runs: pd.DataFrame, history: pd.DataFrame, out: Path) -> dict[str, Path]:
+def group_figures(table: GroupTable, history: pd.DataFrame, out: Path) -> dict[str, Path]:
     """All figures of one group; returns {description: path} for PNG and PDF files."""
     view = table.task.report
     headline = columns_of(table.task)[view.headline]
     made = {
         f"differences vs {table.baseline} (forest plot, 95 % CI)": forest_figure(table, out / f"forest_{table.slug}"),
-        f"Pareto front ({headline.title} vs energy)": pareto_figure(table, runs, out / f"pareto_{table.slug}"),
+        f"Pareto front ({headline.title} vs energy)": pareto_figure(table, out / f"pareto_{table.slug}"),
         "radar (six paper axes)": radar_figure(table, out / f"radar_{table.slug}"),
-        "gradient norm over training": curve_figure(table, runs, history, "grad_norm_mean", "mean grad-norm",
+        "gradient norm over training": curve_figure(table, history, "grad_norm_mean", "mean grad-norm",
                                                     out / f"gradnorm_{table.slug}"),
-        f"{headline.title} over training": curve_figure(table, runs, history, view.headline, headline.title,
+        f"{headline.title} over training": curve_figure(table, history, view.headline, headline.title,
                                                         out / f"{view.headline}_{table.slug}"),
     }
     return {f"{name} ({ext})": path for name, paths in made.items() for ext, path in paths.items()}

@@ -77,11 +77,23 @@ def _cell(table: GroupTable, variant: str, metric: Metric, exponent: int, latex:
 def caption(table: GroupTable, block: str | None = None) -> str:
     """What the numbers and marks mean (plain text; LaTeX escapes it)."""
     not_ranked = [m.label or m.name for m in table.metrics if m.higher_is_better is not None and not table.ranked(m)]
-    parts = [f"{table.title}{' - ' + block if block else ''}: mean ± std over seeds (n = completed runs). "
+    parts = [f"{table.title}{' - ' + block if block else ''}: mean ± std over the seeds of each cell (n = completed "
+             f"runs; a cell's runs differ only by seed). "
              f"Bold: the best mean, significantly better than every other variant (paired t-tests by seed, "
              f"Holm-corrected, p < {ALPHA}). {TIE}: no variant is significantly best; the best mean and every "
              f"variant statistically tied with it. Rank: mean over the block's ranked metrics of 1 + the number "
              f"of variants significantly better (ties share a rank)."]
+    if table.split:
+        names = "; ".join(f"{v}: {', '.join(labels)}" for v, labels in sorted(table.split.items()))
+        parts.append(f"Rows labelled 'variant (key=value)' are separate cells of one variant, whose configs differ in "
+                     f"those keys; they are never pooled ({names}).")
+    if table.duplicates:
+        parts.append(f"{table.duplicates} older row(s) left out: another row holds their cell and seed (files of "
+                     "schema versions before 3, whose run ids hashed measurement settings); the completed, most "
+                     "recently finished one is reported.")
+    if table.unfinished:
+        parts.append("No completed run: " + "; ".join(
+            f"{v} ({', '.join(f'{n} {s}' for s, n in counts.items())})" for v, counts in table.unfinished.items()) + ".")
     if not_ranked:
         parts.append(f"{', '.join(not_ranked)}: the checkpoint-selection score, shown but not ranked.")
     if any(m.distance_heads_only for m in table.metrics):
@@ -93,6 +105,9 @@ def caption(table: GroupTable, block: str | None = None) -> str:
             counts = ", ".join(map(str, sorted(table.thread_counts)))
             parts.append(f"Runs used different torch thread counts ({counts}): modelled CPU energy grows with threads "
                          f"(a waiting thread spins), so it compares runs with the same thread count.")
+    if len(table.countries) > 1 and block in (None, "Sustainability"):
+        parts.append(f"Emissions use the grid intensities of several countries ({', '.join(sorted(table.countries))}): "
+                     "compare energy, not emissions.")
     return " ".join(parts)
 
 
