@@ -127,7 +127,7 @@ class RunIdentity:
     @property
     def label(self) -> str:
         """`key=value` pairs of the axes, for log lines and summaries."""
-        return " ".join(f"{k}={v}" for k, v in self.axes.items() if k not in ("experiment", "cell_id"))
+        return " ".join(f"{k}={v}" for k, v in self.axes.items() if k not in ("experiment",))
 
 
 def hash_id(identity: Mapping[str, Any]) -> str:
@@ -175,7 +175,7 @@ def run_identity(cfg: DictConfig, choices: Mapping[str, str], experiment: str | 
     alone; axes from the config's classes (loss labels) and the group choices (dataset, backbone, ... names)."""
     data = effective_config(cfg)
     cell = cell_id(data)
-    axes: dict[str, Any] = {"cell_id": cell, **{axis: choices.get(axis) for axis in CHOICE_AXES}}
+    axes: dict[str, Any] = {axis: choices.get(axis) for axis in CHOICE_AXES}
     axes.update(loss_labels(data["loss"]))
     axes.update(seed=data["seed"], experiment=experiment if experiment is not None else choices.get("experiment"))
     return RunIdentity(hash_id(identity_config(data)), data, axes, cell)

@@ -3,8 +3,8 @@
 The schema of `runs/` is the union of the common summary columns and every known task's columns
 (tasks/registry.py: the tasks `conf/task` and `LOSSBENCH_CONFIG_PATH` offer); that of `history/` the
 union of every task's history columns. Each column has its declared type and nullability
-(lossbench/schema.py); a row that has no value for a column holds a typed null (NaN is stored as null
-too, so SQL aggregates skip it). Every writer writes exactly this schema, whatever the task or the
+(lossbench/schema.py); a row that has no value for a column holds a typed null (a computed NaN, an
+undefined value such as the clip rate of a run without clipping, stays NaN). Every writer writes exactly this schema, whatever the task or the
 status, so `pandas.read_parquet("results/runs")`, `pyarrow.dataset`, `polars.scan_parquet` and DuckDB's
 `read_parquet` read a folder as one table without options, in whatever order its files sort.
 
@@ -79,13 +79,13 @@ def history_schema(task: type[Task] | None = None) -> pa.Schema:
 
 
 def _value(value: Any, kind: pa.DataType) -> Any:
-    """A row value as its column's type: numpy scalars unwrapped, NaN and None as null, int as float
-    where the column is a float; anything else that does not fit raises TypeError."""
+    """A row value as its column's type: numpy scalars unwrapped, int as float where the column is a float,
+    NaN as null where it is an int; anything else that does not fit raises TypeError."""
     if value is None:
         return None
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, float) and math.isnan(value) and not pa.types.is_floating(kind):
         return None
     if pa.types.is_floating(kind) and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
@@ -119,12 +119,19 @@ def to_table(rows: Sequence[dict[str, Any]], schema: pa.Schema) -> pa.Table:
 def write_run(results_dir: Path, summary: dict[str, Any], history: list[dict[str, Any]],
               task: type[Task] | None = None) -> Path:
     """Write the run's history, then its summary row (the row is what marks a run as present), each on
-    the declared schema."""
+    the declared schema; a history written for a row that could not be written is removed again."""
     rid = summary["run_id"]
+    row = to_table([summary], runs_schema(task))
+    curve = results_dir / store.HISTORY / f"{rid}.parquet"
+    new_curve = bool(history) and not curve.exists()
     if history:
-        rows = [{"run_id": rid, **row} for row in history]
-        store.write_table(results_dir / store.HISTORY / f"{rid}.parquet", to_table(rows, history_schema(task)))
-    return store.write_table(results_dir / store.RUNS / f"{rid}.parquet", to_table([summary], runs_schema(task)))
+        store.write_table(curve, to_table([{"run_id": rid, **r} for r in history], history_schema(task)))
+    try:
+        return store.write_table(results_dir / store.RUNS / f"{rid}.parquet", row)
+    except OSError:
+        if new_curve:  # no history without its row (a full disk): the run counts as not done, cleanly
+            curve.unlink(missing_ok=True)
+        raise
 
 
 def _root(path: str | os.PathLike[str], folder: str) -> Path:

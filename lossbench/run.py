@@ -246,6 +246,7 @@ def _row(identity: RunIdentity, sweep: str | None, outcome: dict[str, Any], wall
     """A summary row: identity, the run's outcome columns, provenance, where it ran, schema and config."""
     return {
         "run_id": identity.run_id,
+        "cell_id": identity.cell_id,
         **identity.axes,
         "sweep": sweep,
         **outcome,

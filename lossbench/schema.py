@@ -303,7 +303,8 @@ def arrow_schema(columns: Iterable[Column]) -> pa.Schema:
 
 
 def check_row(row: dict[str, object], declared: Sequence[Column], status: str) -> tuple[set[str], set[str]]:
-    """(undeclared columns in the row, declared columns the row misses) for a row of this status."""
+    """(undeclared columns in the row, declared columns the row misses) for a row of this status, as a
+    run builds it (the writer then adds every other column of the schema as a typed null)."""
     trained = status in ("completed", "diverged")  # every other status (failed, cancelled, ...) did not finish
     expected = {c.name for c in declared if c.present == "always"
                 or (c.present == "trained" and trained) or (c.present == "failed" and not trained)}
@@ -319,11 +320,13 @@ def markdown(tasks: Sequence[type]) -> str:
         for c in columns:
             direction = {True: "↑", False: "↓", None: ""}[c.higher_is_better] if c.block else ""
             where = {"always": "", "trained": "", "failed": " (failed runs)"}[c.present]
+            where += "" if c.nullable else " (never null)"
             out.append(f"| `{c.name}` | {c.dtype} | {c.unit} | {c.block or ''} {direction} | {c.description}{where} |")
         return out
 
     head = ["| column | dtype | unit | report block | description |", "|---|---|---|---|---|"]
-    lines = ["**Every run** (`runs/<run_id>.parquet`, one row):", "", *head, *rows(SUMMARY)]
+    lines = ["**Every run** (`runs/<run_id>.parquet`, one row; every file holds the columns of every task, null "
+             "where a row has no value):", "", *head, *rows(SUMMARY)]
     for task in tasks:
         own = split_columns(task.score_columns) + list(task.columns)  # type: ignore[attr-defined]
         lines += ["", f"**task={task.name}** adds:", "", *head, *rows(own)]  # type: ignore[attr-defined]

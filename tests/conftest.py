@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import torch
 
 # Without CUDA, the Triton kernels are tested under Triton's interpreter; it must be chosen before
@@ -33,14 +34,18 @@ def compose(tmp_path: Path):
     return _compose
 
 
-def schema_gaps(row: dict, task, history=None, test_each_eval: bool = True) -> tuple[set, set, set, set]:
-    """(undeclared, missing) summary columns and (undeclared, missing) history columns of one run,
-    against the declared schema (lossbench/schema.py) of its task."""
-    extra, missing = check_row(row, summary_columns(task.columns, task.score_columns), row["status"])
-    if history is None or history.empty:
+def schema_gaps(summary: dict, task, results_dir=None, test_each_eval: bool = True) -> tuple[set, set, set, set]:
+    """(undeclared, missing) columns of a run's summary row as the run built it, and (undeclared, missing)
+    columns of its history file that hold values (read with pyarrow: null is no value), against the
+    declared columns (lossbench/schema.py) of its task."""
+    extra, missing = check_row(summary, summary_columns(task.columns, task.score_columns), summary["status"])
+    path = Path(results_dir or ".") / "history" / f"{summary['run_id']}.parquet"
+    if results_dir is None or not path.exists():
         return extra, missing, set(), set()
+    history = pq.read_table(path)
+    filled = {name for name in history.column_names if history[name].null_count < history.num_rows}
     declared = {c.name for c in history_columns(task.score_columns, task.train_score, test_each_eval)}
-    return extra, missing, set(history.columns) - declared, declared - set(history.columns)
+    return extra, missing, filled - declared, declared - filled
 
 
 # Tests that need a real service carry its marker. Where the service is missing they are deselected with the

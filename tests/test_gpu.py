@@ -15,8 +15,8 @@ from test_distances import N_FEATURES, make
 from test_lm import TINY_LM, VOCAB
 
 from lossbench.config import group_options
+from lossbench.results import load_runs
 from lossbench.run import build, execute
-from lossbench.results import load_history, load_runs
 
 pytestmark = pytest.mark.gpu
 
@@ -37,9 +37,8 @@ def test_a_cuda_run_matches_the_cpu_run(compose, tmp_path, loss):
     assert gpu["device"].startswith("cuda") and gpu["device_name"] and gpu["precision"] == "fp32"
     assert gpu["test_acc"] == pytest.approx(cpu["test_acc"], abs=0.02)
     assert gpu["gpu_time_s"] > 0 and 0 < gpu["train_time_s"] <= gpu["duration_s"]
-    history = load_history(cfg.results_dir)
     row = load_runs(cfg.results_dir).iloc[0].to_dict()
-    assert schema_gaps(row, build(cfg, "task"), history) == (set(), set(), set(), set())
+    assert schema_gaps(gpu, build(cfg, "task"), cfg.results_dir) == (set(), set(), set(), set())
     for probe in ("pc2_ev", "pca90", "effective_rank", "nc1"):
         assert math.isfinite(row[probe]), probe
 

@@ -21,8 +21,8 @@ from lossbench.data.algorithmic import (
     Permutation,
     explained_variance_ratio,
 )
-from lossbench.run import build, build_model, execute
 from lossbench.results import load_runs
+from lossbench.run import build, build_model, execute
 from lossbench.tasks.algorithmic import first_sustained, grokking
 
 RNG = np.random.default_rng(0)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pyarrow as pa
 import pytest
 import yaml
-
-import pyarrow as pa
 
 from lossbench.config import GROUPS, compose_run, conf_dir, group_options
 from lossbench.identity import (

@@ -15,8 +15,8 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
 from lossbench.data.augment import Augment, color_jitter, rotate
-from lossbench.run import build, execute
 from lossbench.results import load_runs
+from lossbench.run import build, execute
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from test_distances import make
 
 from lossbench import LossbenchError
@@ -25,8 +24,8 @@ from lossbench.models.heads import LinearHead
 from lossbench.report import build_report
 from lossbench.report.aggregate import best_variants
 from lossbench.report.catalogue import columns_of
-from lossbench.run import build, build_model, execute
 from lossbench.results import load_history, load_runs
+from lossbench.run import build, build_model, execute
 from lossbench.tasks import LanguageModeling
 
 # A tiny GPT: 2 layers, 32 wide, 32-token windows, 12 steps.

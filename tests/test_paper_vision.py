@@ -176,8 +176,8 @@ def test_the_paper_cnn_is_the_reference_simple_cnn():
 
 
 def test_the_mlp_and_cnn_recipes_train_offline_with_their_exponents(compose):
-    from lossbench.run import execute
     from lossbench.results import load_runs
+    from lossbench.run import execute
 
     for backbone in ("mlp", "cnn"):
         cfg, choices = compose("experiment=paper_vision", f"backbone={backbone}", "dataset=digits", "loss=harmonic",

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torchvision.datasets.cifar
 
-from lossbench.run import build, execute
 from lossbench.results import load_runs
+from lossbench.run import build, execute
 
 
 def _write_idx(path, array: np.ndarray) -> None:

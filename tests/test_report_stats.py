@@ -4,7 +4,6 @@ number formatting, and LaTeX that compiles without overfull boxes."""
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import shutil
@@ -21,8 +20,8 @@ from lossbench.report.catalogue import columns_of, metrics_of
 from lossbench.report.formats import column_exponent, mean_std
 from lossbench.report.stats import holm, seeds_needed
 from lossbench.results import load_runs
-from lossbench.testing import synthetic_row, write_synthetic
 from lossbench.tasks.classification import Classification
+from lossbench.testing import synthetic_row, write_synthetic
 
 SEEDS = range(8)
 

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from lossbench import store
-from lossbench.run import execute
 from lossbench.results import load_history, load_runs
+from lossbench.run import execute
 
 EXACT = ["test_acc", "test_loss", "val_loss", "train_loss", "grad_norm_mean", "grad_norm_max", "best_epoch",
          "head_param_norm", "model_param_norm", "steps"]

@@ -10,8 +10,8 @@ from conftest import schema_gaps
 
 from lossbench.config import group_options
 from lossbench.cost import energy as emissions
-from lossbench.run import build, build_model, execute
 from lossbench.results import load_history, load_runs
+from lossbench.run import build, build_model, execute
 
 OFFLINE = [
     ("mnist1d", "mlp"), ("mnist1d", "cnn"), ("digits", "cnn"), ("spiral", "mlp"), ("modadd", "embedding_mlp"),
@@ -33,7 +33,8 @@ def test_one_epoch_writes_complete_rows(compose, dataset, backbone, loss):
     assert len(runs) == 1 and len(history) == 1
     row = runs.iloc[0]
     task = build(cfg, "task")
-    assert schema_gaps(row.to_dict(), task, history, cfg.trainer.eval_test_each_epoch) == (set(), set(), set(), set())
+    gaps = schema_gaps(outcome.summary, task, cfg.results_dir, cfg.trainer.eval_test_each_epoch)
+    assert gaps == (set(), set(), set(), set())
     assert outcome.path.name == f"{row.run_id}.parquet"
     assert (row.status, row.dataset, row.backbone, row.loss) == ("completed", dataset, backbone, loss)
     assert row.distance == ("none" if loss == "ce" else "euclidean")

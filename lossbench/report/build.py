@@ -16,8 +16,8 @@ from lossbench.report.catalogue import check_metric_names, columns_of, metrics_o
 from lossbench.report.formats import FORMAT_ALIASES, WRITERS, sweep_markdown, to_markdown
 from lossbench.results import load_history, load_runs
 from lossbench.schema import BLOCKS
-from lossbench.tasks.registry import task_class
 from lossbench.store import check_writable
+from lossbench.tasks.registry import task_class
 
 
 @dataclass

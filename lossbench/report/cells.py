@@ -91,5 +91,5 @@ def _deduplicate(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per cell and seed, the completed, most recently finished one; and the rows left out."""
     order = runs.assign(_done=runs["status"].eq("completed"), _end=runs["finished_at"].fillna(""))
     order = order.sort_values(["_done", "_end"], kind="stable")
-    keep = ~order.duplicated(["variant_name", "cell_key", "seed"], keep="last")
+    keep = ~order.duplicated(["variant_name", "cell_id", "seed"], keep="last")
     return runs.loc[order.index[keep]].sort_index(), runs.loc[order.index[~keep]]
