@@ -55,6 +55,7 @@ class Column:
     per_split: bool = False
     distance_heads_only: bool = False  # meaningless for a linear head: reports show n/a there
     nullable: bool = True  # False: every row of every status has a value
+    energy_derived: bool = False  # computed from energy_kwh: labelled "(modelled)" where any energy is a model
 
     @property
     def title(self) -> str:
@@ -156,9 +157,10 @@ TRAINING = [
 ]
 ENERGY = [
     _c("energy_kwh", "float", "energy attributed to the run over duration_s: cpu + gpu + ram parts (see the "
-       "sources)", unit="kWh", label="Energy", block="Sustainability", higher_is_better=False, fmt=".3g"),
+       "sources)", unit="kWh", label="Energy", block="Sustainability", higher_is_better=False, fmt=".3g",
+       energy_derived=True),
     _c("emissions_kg", "float", "energy_kwh x the carbon intensity of tracker.country_iso_code", unit="kg CO2eq",
-       label="Emissions", block="Sustainability", higher_is_better=False, fmt=".3g"),
+       label="Emissions", block="Sustainability", higher_is_better=False, fmt=".3g", energy_derived=True),
     _c("cpu_energy_kwh", "float", "CPU part of energy_kwh", unit="kWh"),
     _c("gpu_energy_kwh", "float", "GPU part of energy_kwh", unit="kWh"),
     _c("ram_energy_kwh", "float", "RAM part of energy_kwh", unit="kWh"),
@@ -231,13 +233,15 @@ PROBES = {c.name: c for c in [
 ]}
 PER_UNIT = {c.name: c for c in [
     _c("energy_per_point_kwh", "float", "energy per test-accuracy point: energy_kwh / (100 test_acc)",
-       unit="kWh", label="Energy / acc. pt", block="Sustainability", higher_is_better=False, fmt=".3g"),
+       unit="kWh", label="Energy / acc. pt", block="Sustainability", higher_is_better=False, fmt=".3g",
+       energy_derived=True),
     _c("train_tokens", "int", "training tokens seen"),
     _c("tokens_per_s", "float", "training tokens per second", label="Tokens / s", block="Sustainability",
        higher_is_better=True, fmt=".0f"),
     _c("energy_per_mtok_kwh", "float", "energy per million training tokens", unit="kWh", label="Energy / Mtok",
-       block="Sustainability", higher_is_better=False, fmt=".3g"),
-    _c("emissions_per_mtok_kg", "float", "emissions per million training tokens", unit="kg CO2eq"),
+       block="Sustainability", higher_is_better=False, fmt=".3g", energy_derived=True),
+    _c("emissions_per_mtok_kg", "float", "emissions per million training tokens", unit="kg CO2eq",
+       energy_derived=True),
 ]}
 
 ALGORITHMIC = {c.name: c for c in [  # task=algorithmic (tasks/algorithmic.py): the harmonic-loss paper's measures

@@ -18,8 +18,6 @@ import pandas as pd  # noqa: E402
 from lossbench.report.aggregate import GroupTable, Metric, pareto_front  # noqa: E402
 from lossbench.report.catalogue import columns_of  # noqa: E402
 
-# columns computed from energy: labelled "modelled" when any energy of the group is a model
-ENERGY_DERIVED = {"energy_kwh", "emissions_kg", "energy_per_point_kwh", "energy_per_mtok_kwh", "emissions_per_mtok_kg"}
 
 
 def _save(fig: plt.Figure, base: Path) -> dict[str, Path]:
@@ -82,7 +80,7 @@ def radar_figure(table: GroupTable, base: Path) -> dict[str, Path]:
     suffix = {True: "", False: " (inv.)", None: " (no direction)"}
     def label(a: str) -> str:
         name = catalogue[a].title + suffix[catalogue[a].higher_is_better]
-        if a in ENERGY_DERIVED and table.modelled_energy:
+        if catalogue[a].energy_derived and table.modelled_energy:
             name += " (modelled)"
         return f"{name}\n[{lo[a]:.3g} .. {hi[a]:.3g}]"
 
@@ -146,7 +144,7 @@ def forest_figure(table: GroupTable, base: Path) -> dict[str, Path]:
                         capsize=3)
         ax.axvline(0.0, color="black", lw=0.8)
         better = {True: "→ better", False: "← better"}[bool(m.higher_is_better)]
-        modelled = " (modelled)" if m.name in ENERGY_DERIVED and table.modelled_energy else ""
+        modelled = " (modelled)" if m.energy_derived and table.modelled_energy else ""
         ax.set_title(f"{m.title}{modelled}\n{better}", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
