@@ -61,15 +61,16 @@ def run(
     restart: Annotated[bool, typer.Option("--restart", help="Discard the checkpoints of unfinished runs and train "
                                           "them from the start (default: resume them).")] = False,
 ) -> None:
-    from lossbench.sweep import RunFlags, run_command
+    from lossbench.context import RunContext
+    from lossbench.launch import run_command
 
     try:
-        outcome = run_command(list(ctx.args), multirun, RunFlags(force=force, restart=restart))
+        result = run_command(list(ctx.args), multirun, RunContext(force=force, restart=restart))
     except LossbenchError as exc:
         _fail(str(exc))
-    for line in outcome.lines:
+    for line in result.lines:
         typer.echo(line, err=True)
-    raise typer.Exit(outcome.exit_code)
+    raise typer.Exit(result.exit_code)
 
 
 @app.command()

@@ -10,11 +10,12 @@ import re
 import subprocess
 from pathlib import Path
 
-# Statuses of runs that ended without finishing on their own (besides `failed`, which a run writes itself).
-UNFINISHED = ("cancelled", "timeout", "out_of_memory", "node_fail", "preempted", "not_submitted")
-_STATES = {"CANCELLED": "cancelled", "TIMEOUT": "timeout", "OUT_OF_MEMORY": "out_of_memory",
-           "NODE_FAIL": "node_fail", "PREEMPTED": "preempted", "FAILED": "failed", "BOOT_FAIL": "node_fail",
-           "DEADLINE": "timeout"}
+from lossbench.statuses import RunStatus
+
+# SLURM job states (sacct) -> the status of a run whose job ended in that state without a row of its own
+_STATES = {"CANCELLED": RunStatus.CANCELLED, "TIMEOUT": RunStatus.TIMEOUT, "OUT_OF_MEMORY": RunStatus.OUT_OF_MEMORY,
+           "NODE_FAIL": RunStatus.NODE_FAIL, "PREEMPTED": RunStatus.PREEMPTED, "FAILED": RunStatus.FAILED,
+           "BOOT_FAIL": RunStatus.NODE_FAIL, "DEADLINE": RunStatus.TIMEOUT}
 
 
 def _run(*args: str) -> str:
@@ -39,7 +40,7 @@ def wait_for_jobs(name: str, poll_s: float = 2.0) -> None:
         time.sleep(poll_s)
 
 
-def job_state(job_id: str, log_folder: str | None = None) -> tuple[str, str]:
+def job_state(job_id: str, log_folder: str | None = None) -> tuple[RunStatus, str]:
     """(lossbench status, SLURM state and reason) of one job from accounting (`sacct`). submitit catches
     the signal SLURM sends before the time limit and ends the job itself, which accounting may then record
     as COMPLETED or FAILED: the job's own log (`log_folder`) tells that it timed out."""
@@ -48,8 +49,8 @@ def job_state(job_id: str, log_folder: str | None = None) -> tuple[str, str]:
     word = state.split()[0] if state else "UNKNOWN"
     detail = f"SLURM {state.strip()}" + (f" ({reason})" if reason and reason != "None" else "")
     if word not in ("CANCELLED", "TIMEOUT") and log_folder and _timed_out(Path(log_folder)):
-        return "timeout", f"{detail}; submitit: the job reached its time limit (TIMEOUT)"
-    return _STATES.get(word, "failed"), detail
+        return RunStatus.TIMEOUT, f"{detail}; submitit: the job reached its time limit (TIMEOUT)"
+    return _STATES.get(word, RunStatus.FAILED), detail
 
 
 def sweep_job_states(sweep: str) -> dict[str, int]:

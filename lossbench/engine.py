@@ -20,9 +20,7 @@ import logging
 import math
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -32,68 +30,18 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from lossbench import SettingError
 from lossbench.data.base import Splits, TensorLoader
+from lossbench.data.stream import BatchStream
 from lossbench.losses.base import Criterion
 from lossbench.metrics import grad_norm, param_norm, summarize
 from lossbench.ranges import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from lossbench.statuses import RunStatus
 from lossbench.tasks.base import Task
+from lossbench.train_state import (  # FitResult here too: checkpoints pickled it as engine's
+    FitResult,
+    TrainState,
+)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class FitResult:
-    """What training produced: history rows, every optimizer step's gradient norm, and the outcome."""
-
-    history: list[dict[str, Any]] = field(default_factory=list)
-    grad_norms: list[float] = field(default_factory=list)
-    best_epoch: float = 0.0
-    epochs: float = 0.0
-    steps: int = 0
-    samples: int = 0  # training targets seen: examples, or tokens for language models
-    status: Literal["completed", "diverged"] = "completed"
-    train_time_s: float = 0.0
-    # micro-batches per distinct input shape, and one example of each (what FLOP counting needs)
-    shape_counts: Counter[tuple[int, ...]] = field(default_factory=Counter)
-    shape_examples: dict[tuple[int, ...], tuple[Tensor, Tensor]] = field(default_factory=dict)
-    resumed_from_step: int | None = None  # the step a resumed run continued from (None: one go)
-
-
-class BatchStream:
-    """Pass after pass over a loader (each pass reshuffles), across evaluation points, with image
-    batches in channels_last when asked, and where it stands: the generator's state when the current
-    pass began and the batches taken since. `load_state_dict` replays to that point, so the batches
-    (and any augmentation draws) after a resume are those an uninterrupted run would have taken."""
-
-    def __init__(self, loader: Iterable[tuple[Tensor, Tensor]], generator: torch.Generator,
-                 channels_last: bool = False) -> None:
-        self.loader, self.generator, self.channels_last = loader, generator, channels_last
-        self._iterator: Iterator[tuple[Tensor, Tensor]] | None = None
-        self._pass_state, self._taken = generator.get_state(), 0
-
-    def _start_pass(self) -> None:
-        self._pass_state, self._taken = self.generator.get_state(), 0
-        self._iterator = iter(self.loader)
-
-    def __next__(self) -> tuple[Tensor, Tensor]:
-        if self._iterator is None:
-            self._start_pass()
-        try:
-            x, y = next(self._iterator)
-        except StopIteration:
-            self._start_pass()
-            x, y = next(self._iterator)
-        self._taken += 1
-        return (x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x), y
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"pass_state": self._pass_state.clone(), "taken": self._taken}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["pass_state"])
-        self._start_pass()
-        for _ in range(state["taken"]):
-            next(self._iterator)
-        self._taken = state["taken"]
 
 
 class Trainer:
@@ -165,9 +113,13 @@ class Trainer:
         """Optimizer steps `fit` will take on `data` (what a learning-rate schedule spans)."""
         return self.total_steps(len(self.loader(data, torch.Generator())))
 
+    def effective_precision(self, device: torch.device) -> str:
+        """The precision training runs in on `device`: bf16 only under CUDA autocast, else fp32."""
+        return "bf16" if self.precision == "bf16" and device.type == "cuda" else "fp32"
+
     def autocast(self, device: torch.device) -> torch.autocast:
         """bfloat16 autocast for `precision=bf16` on CUDA; disabled elsewhere."""
-        enabled = self.precision == "bf16" and device.type == "cuda"
+        enabled = self.effective_precision(device) == "bf16"
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
     def fit(
@@ -186,140 +138,87 @@ class Trainer:
         """Train, evaluating on validation at every evaluation point; restore the selected weights.
 
         `at_evaluation`, if given, is called at every evaluation point (the run re-balances its threads there).
-        `at_checkpoint(state)` receives the loop's state every `checkpoint_every` evaluation points, at most
-        once per `checkpoint_interval_s` seconds (never at the last point); `resume=state` continues from one
-        (module docstring).
+        `at_checkpoint(state)` receives `TrainState.state_dict()` every `checkpoint_every` evaluation points, at
+        most once per `checkpoint_interval_s` seconds (never at the last point); `resume=state` continues from
+        one (module docstring).
         """
         loader = self.loader(data, generator)
         per_epoch = self.steps_per_epoch(len(loader))
         total = self.total_steps(len(loader))
         every = self.eval_every if self.steps is not None else self.eval_every * per_epoch
         device = data.x_val.device
-        if self.precision == "bf16" and device.type != "cuda":
-            log.info("precision=bf16 applies on CUDA only; training in float32 on %s", device.type)
-        batches = BatchStream(loader, generator, self.channels_last)
+        if self.effective_precision(device) != self.precision:
+            log.info("precision=%s applies on CUDA only; training in float32 on %s", self.precision, device.type)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)  # 4-D weights only; others are untouched
         forward = torch.compile(model) if self.compile else model
-        params = [p for p in model.parameters() if p.requires_grad]
-        head = getattr(model, "head", model)
-        result = FitResult()
-        sign = 1.0 if task.selection_higher_is_better else -1.0
-        best_score, best_state = -math.inf, None
-        last_save = time.monotonic()
+        state = TrainState(model, optimizer, scheduler, criterion, BatchStream(loader, generator, self.channels_last),
+                           device)
         if resume is not None:
-            result, best_score, best_state = self._restore(resume, model, criterion, optimizer, scheduler, batches,
-                                                           device)
-            log.info("resuming at step %d of %d (%d evaluation points done)", result.steps, total, len(result.history))
+            state.load_state_dict(resume)
+            log.info("resuming at step %d of %d (%d evaluation points done)", state.result.steps, total,
+                     len(state.result.history))
+        sign = 1.0 if task.selection_higher_is_better else -1.0
+        selected = f"val_{task.selection}"
+        last_save = time.monotonic()
+        result = state.result
         while result.steps < total:
             n = min(every - result.steps % every, total - result.steps)
-            t0 = time.perf_counter()
-            loss_sum, score_sum, seen, norms = self._train_steps(model, forward, criterion, optimizer, scheduler,
-                                                                 batches, params, n, result, device, task)
-            elapsed = time.perf_counter() - t0
-            result.train_time_s += elapsed
-            result.grad_norms += norms
-            result.samples += seen
-            result.epochs = result.steps / per_epoch
-            row: dict[str, Any] = {
-                "epoch": result.epochs,
-                "step": result.steps,
-                "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": loss_sum / seen,
-                f"train_{task.train_score.name}": score_sum / seen,
-                **summarize(norms, "grad_norm"),
-                "head_param_norm": param_norm(head),
-                "model_param_norm": param_norm(model),
-                "epoch_time_s": elapsed * per_epoch / n,
-                "samples_per_s": seen / elapsed if elapsed > 0 else math.nan,
-            }
+            row = self._train_steps(state, forward, n, task, per_epoch)
             if not math.isfinite(row["train_loss"]):
                 result.history.append(row)
-                result.status = "diverged"
+                result.status = RunStatus.DIVERGED
                 log.warning("step %d: training loss is %s; stopping (status=diverged)", result.steps, row["train_loss"])
                 break
             if at_evaluation is not None:
                 at_evaluation()
-            t1 = time.perf_counter()
-            row.update(_prefixed("val", self.evaluate(model, criterion, data.x_val, data.y_val, data.num_classes, task)))
-            if self.eval_test_each_epoch:
-                row.update(_prefixed("test", self.evaluate(model, criterion, data.x_test, data.y_test, data.num_classes, task)))
-            row["eval_time_s"] = time.perf_counter() - t1
+            row.update(self._evaluation_point(model, criterion, data, task))
             result.history.append(row)
-            selected = f"val_{task.selection}"
-            if sign * row[selected] > best_score:
-                best_score, result.best_epoch = sign * row[selected], result.epochs
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            state.keep_if_best(sign * row[selected])
             log.info(
                 "step %*d/%d  epoch %.4g  loss %.4f  val_loss %.4f  %s %.4f  grad %.3g  (%.2fs)",
                 len(str(total)), result.steps, total, result.epochs, row["train_loss"], row["val_loss"],
-                selected, row[selected], row["grad_norm_mean"], elapsed,
+                selected, row[selected], row["grad_norm_mean"], row["epoch_time_s"] * n / per_epoch,
             )
             if (at_checkpoint is not None and self.checkpoint_every and result.steps < total
                     and len(result.history) % self.checkpoint_every == 0
                     and time.monotonic() - last_save >= self.checkpoint_interval_s):
                 last_save = time.monotonic()
-                at_checkpoint({
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "criterion": criterion.state_dict() if isinstance(criterion, nn.Module) else None,
-                    "stream": batches.state_dict(), "rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
-                    "result": result, "best_score": best_score, "best_state": best_state,
-                })
-        if best_state is not None and self.checkpoint == "best_val":
-            model.load_state_dict(best_state)
+                at_checkpoint(state.state_dict())
+        if state.best_weights is not None and self.checkpoint == "best_val":
+            model.load_state_dict(state.best_weights)
         elif result.history:
             result.best_epoch = result.history[-1]["epoch"]
         return result
 
-    @staticmethod
-    def _restore(state: dict[str, Any], model: nn.Module, criterion: Criterion, optimizer: Optimizer,
-                 scheduler: LRScheduler, batches: BatchStream,
-                 device: torch.device) -> tuple[FitResult, float, dict[str, Tensor] | None]:
-        """Put a checkpointed state back (read onto the CPU): (result so far, best validation score, its
-        weights)."""
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if state["criterion"] is not None and isinstance(criterion, nn.Module):
-            criterion.load_state_dict(state["criterion"])
-        batches.load_state_dict(state["stream"])
-        torch.set_rng_state(state["rng"])
-        if state["cuda_rng"] is not None:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        result: FitResult = state["result"]
-        result.resumed_from_step = result.steps
-        result.shape_examples = {k: (x.to(device), y.to(device)) for k, (x, y) in result.shape_examples.items()}
-        return result, state["best_score"], state["best_state"]
+    def _evaluation_point(self, model: nn.Module, criterion: Criterion, data: Splits, task: Task) -> dict[str, float]:
+        """val_ (and, for the learning curves only, test_) loss and scores, and the time they took."""
+        t0 = time.perf_counter()
+        row = _prefixed("val", self.evaluate(model, criterion, data.x_val, data.y_val, data.num_classes, task))
+        if self.eval_test_each_epoch:
+            row.update(_prefixed("test", self.evaluate(model, criterion, data.x_test, data.y_test, data.num_classes,
+                                                       task)))
+        row["eval_time_s"] = time.perf_counter() - t0
+        return row
 
-    def _train_steps(
-        self,
-        model: nn.Module,
-        forward: Callable[[Tensor], Tensor],
-        criterion: Criterion,
-        optimizer: Optimizer,
-        scheduler: LRScheduler,
-        batches: BatchStream,
-        params: list[Tensor],
-        n_steps: int,
-        result: FitResult,
-        device: torch.device,
-        task: Task,
-    ) -> tuple[float, float, int, list[float]]:
-        """`n_steps` optimizer steps of `forward` (the model, or its compiled form): (summed target-weighted
-        loss, summed training score, targets seen, grad norms)."""
+    def _train_steps(self, state: TrainState, forward: Callable[[Tensor], Tensor], n_steps: int, task: Task,
+                     per_epoch: int) -> dict[str, Any]:
+        """`n_steps` optimizer steps of `forward` (the model, or its compiled form); returns the training part
+        of the evaluation point's history row."""
+        model, criterion, optimizer, result = state.model, state.criterion, state.optimizer, state.result
+        params = [p for p in model.parameters() if p.requires_grad]
         model.train()
         losses, scores, norms, sizes = [], [], [], []  # per-step 0-dim tensors: no host sync per step
+        t0 = time.perf_counter()
         with _progress_bar(self.progress, n_steps) as advance:
             for _ in range(n_steps):
                 optimizer.zero_grad(set_to_none=True)
                 for _ in range(self.grad_accum):
-                    inputs, target = task.batch(*next(batches))
+                    inputs, target = task.batch(*next(state.batches))
                     shape = tuple(inputs.shape)
                     result.shape_counts[shape] += 1
                     result.shape_examples.setdefault(shape, (inputs, target))
-                    with self.autocast(device):
+                    with self.autocast(state.device):
                         output = forward(inputs)
                     loss = criterion(output.float(), target, result.steps)
                     (loss / self.grad_accum).backward()
@@ -330,13 +229,30 @@ class Trainer:
                 if self.grad_clip is not None:
                     torch.nn.utils.clip_grads_with_norm_(params, self.grad_clip, norm)
                 optimizer.step()
-                scheduler.step()
+                state.scheduler.step()
                 result.steps += 1
                 norms.append(norm)
                 advance()
-        weights = torch.tensor(sizes, dtype=torch.float64, device=device)
+        weights = torch.tensor(sizes, dtype=torch.float64, device=state.device)
         loss_sum = float(torch.stack(losses).double() @ weights)
-        return loss_sum, float(torch.stack(scores).sum()), sum(sizes), torch.stack(norms).tolist()
+        score_sum, seen, step_norms = float(torch.stack(scores).sum()), sum(sizes), torch.stack(norms).tolist()
+        elapsed = time.perf_counter() - t0
+        result.train_time_s += elapsed
+        result.grad_norms += step_norms
+        result.samples += seen
+        result.epochs = result.steps / per_epoch
+        return {
+            "epoch": result.epochs,
+            "step": result.steps,
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": loss_sum / seen,
+            f"train_{task.train_score.name}": score_sum / seen,
+            **summarize(step_norms, "grad_norm"),
+            "head_param_norm": param_norm(getattr(model, "head", model)),
+            "model_param_norm": param_norm(model),
+            "epoch_time_s": elapsed * per_epoch / n_steps,
+            "samples_per_s": seen / elapsed if elapsed > 0 else math.nan,
+        }
 
     @torch.no_grad()
     def evaluate(

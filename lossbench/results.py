@@ -43,6 +43,7 @@ from lossbench.schema import (
     split_columns,
     union,
 )
+from lossbench.statuses import RunStatus
 from lossbench.tasks.base import Task
 
 
@@ -201,7 +202,7 @@ def read_rows(results_dir: Path, run_ids: Iterable[str]) -> dict[str, dict[str, 
 
 def completed(results_dir: Path, run_ids: Iterable[str]) -> set[str]:
     """Which of these runs have a `completed` row (skip-if-done)."""
-    return {rid for rid, row in read_rows(results_dir, run_ids).items() if row.get("status") == "completed"}
+    return {rid for rid, row in read_rows(results_dir, run_ids).items() if row.get("status") == RunStatus.COMPLETED}
 
 
 def export(results_dir: Path, out: Path, history_out: Path | None = None) -> tuple[int, int]:

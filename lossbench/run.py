@@ -1,17 +1,15 @@
-"""One run: config -> seeded objects -> Trainer.fit -> final metrics and energy -> Parquet rows.
+"""One run's life: lock -> build (build.py) -> Trainer.fit -> final metrics, probes and cost -> Parquet rows.
 
 A run is a pure function of its effective config (identity.py); within one seed every head starts
 from the same backbone initialisation and sees the same data order, so heads are compared on equal
 terms. Everything task-specific comes from the task object (tasks/); whether a run should run at all
-(skip-if-done) is the sweep's business (sweep.py), not this module's.
+(skip-if-done) is the plan's business (plan.py), not this module's.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import socket
 import time
 import traceback
 from contextlib import ExitStack
@@ -21,152 +19,58 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from lossbench import LossbenchError, store
-from lossbench.config import group_options
+from lossbench.build import build, build_criterion, build_model, derived_seed, resolve_device
+from lossbench.context import RunContext
 from lossbench.cost.clock import GpuClock, process_cpu_seconds
 from lossbench.cost.flops import training_flops
 from lossbench.cost.threads import HostShare, Threads, machine_load
-from lossbench.data.base import Dataset, Splits
+from lossbench.host import where_it_runs
 from lossbench.identity import RunIdentity, run_identity
-from lossbench.losses.base import AuxZLoss, Criterion
+from lossbench.locks import RunLocked, run_lock
 from lossbench.metrics import count_params, grad_stability, param_norm, summarize
-from lossbench.models.classifier import Classifier
 from lossbench.provenance import provenance
 from lossbench.results import write_run
 from lossbench.schema import SCHEMA_VERSION
+from lossbench.statuses import TRAINED, RunStatus
 from lossbench.tasks.base import Task
-from lossbench.tasks.registry import option_task, task_class
+from lossbench.tasks.registry import task_class
 
 log = logging.getLogger(__name__)
-machine_load()  # start this process's load meter at import, so the first run's threads need no wait
 
 
 @dataclass
-class RunOutcome:
-    """The summary row and where it is."""
+class RunRow:
+    """The summary row a run wrote (or, for a run another trainer holds, would have) and where it is."""
 
     summary: dict[str, Any]
     path: Path
 
 
-def derived_seed(seed: int, stream: str) -> int:
-    """An independent seed per random stream (head init, data order, dropout) from the run seed."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{stream}".encode()).digest()[:7], "big")
-
-
-def resolve_device(name: str, require_cuda: bool = False) -> torch.device:
-    """The torch device of `device=`; `auto` is CUDA where available. `require_cuda` (a cluster job that
-    asked for GPUs) makes `auto` on a node without a visible GPU an error, never silent CPU training."""
-    if name == "auto":
-        if require_cuda and not torch.cuda.is_available():
-            raise LossbenchError(f"the job asked the cluster for GPUs but none is visible on {socket.gethostname()} "
-                                 "(device=auto): not training on CPU")
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise LossbenchError(f"unknown device '{name}'; use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise LossbenchError(f"device={name} but CUDA is not available on {socket.gethostname()}; "
-                             "use device=cpu or device=auto")
-    return device
-
-
-def build(cfg: DictConfig, path: str, *args: Any, **kwargs: Any) -> Any:
-    """instantiate(cfg.<path>) (and, for `_partial_` nodes, call it with args/kwargs), with
-    constructor errors reported as one line naming the config node."""
-    node = OmegaConf.select(cfg, path)
-    try:
-        if node.get("_partial_", False):
-            return instantiate(node)(*args, **kwargs)
-        return instantiate(node, *args, **kwargs)
-    except (InstantiationException, ValueError) as exc:
-        cause = exc.__cause__ or exc
-        raise LossbenchError(f"{path}: {cause}".splitlines()[0]) from None
-
-
-def build_criterion(cfg: DictConfig) -> Criterion:
-    """The loss's criterion plus its optional auxiliary z-loss term (`loss.z_loss`, 0 = off)."""
-    z_loss = cfg.loss.get("z_loss", 0.0)
-    if not isinstance(z_loss, (int, float)) or isinstance(z_loss, bool):
-        raise LossbenchError(f"loss.z_loss: expected float, got {z_loss!r}")
-    try:
-        return AuxZLoss(build(cfg, "loss.criterion"), float(z_loss))
-    except ValueError as exc:
-        raise LossbenchError(f"loss.z_loss: {exc}") from None
-
-
-def dry_build(cfg: DictConfig, choices: dict[str, str], here: bool = True) -> None:
-    """Everything `execute` builds except the data and the backbone, on dummy shapes: catches bad
-    values (e.g. a negative exponent) before any output is written. `cfg` is validated already.
-    `here=False` (jobs for cluster nodes): the device and the data files are checked on the node, where
-    the run will use them, not on the submitting host."""
-    if here:
-        resolve_device(cfg.device)
-    dataset = build(cfg, "dataset")
-    check_task(build(cfg, "task"), dataset, choices)
-    if here:
-        dataset.check()
-    head = build(cfg, "loss.head", in_features=4, num_classes=3)
-    build_criterion(cfg)
-    trainer = build(cfg, "trainer")
-    optimizer = build(cfg, "optim.optimizer", head.parameters())
-    build(cfg, "optim.scheduler", optimizer, total_steps=trainer.epochs)
-    build(cfg, "tracker")
-
-
-def check_task(task: Task, dataset: Dataset, choices: dict[str, str]) -> None:
-    """The task must accept the dataset's kind of data; the message names the tasks that would."""
-    if task.accepts(dataset):
-        return
-    kind = getattr(dataset, "kind", "?")
-    takers = [option for option in group_options("task") if option_task(option).data_kind == kind]
-    hint = f"; add {' or '.join(f'task={t}' for t in takers)}" if takers else ""
-    raise LossbenchError(f"dataset={choices.get('dataset')} gives {kind} data, which task={choices.get('task')} "
-                         f"does not take (it takes {task.data_kind}){hint}")
-
-
-def build_model(cfg: DictConfig, splits: Splits) -> Classifier:
-    """Backbone + head. The backbone's init depends on the seed only, never on the head, so every
-    head of one seed starts from the same features."""
-    seed = int(cfg.seed)
-    torch.manual_seed(seed)
-    backbone = build(cfg, "backbone", input_shape=splits.input_shape, vocab_size=splits.vocab_size)
-    torch.manual_seed(derived_seed(seed, "head"))
-    head = build(cfg, "loss.head", in_features=backbone.out_features, num_classes=splits.num_classes)
-    if getattr(backbone, "tie_embeddings", False):
-        backbone.tie(head)
-    return Classifier(backbone, head)
-
-
-def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
-            identity: RunIdentity | None = None, parallel_jobs: int = 1, restart: bool = False,
-            force: bool = False, require_cuda: bool = False) -> RunOutcome:
+def execute(cfg: DictConfig, choices: dict[str, str], context: RunContext = RunContext(),
+            identity: RunIdentity | None = None) -> RunRow:
     """Train one configuration and write its row; always leave a row, never a partial file.
 
     A run that raises gets a `failed` row with the error (traceback in errors/<run_id>.log), a run
-    whose loss stops being finite a `diverged` row: in a sweep, the other runs go on. `sweep` is the id
-    of the launching sweep (recorded, not part of the identity); `parallel_jobs` how many jobs its
-    launcher runs at once on this host (cost/threads.py divides the CPUs by it).
+    whose loss stops being finite a `diverged` row: in a sweep, the other runs go on. `context` says how
+    it was launched (context.py: sweep id, parallel jobs, --force, --restart, a cluster job's GPUs).
 
-    One trainer per run at a time (store.run_lock): if another live process trains this run, nothing is
-    started and the outcome's status is `running_elsewhere` (no row written); once the lock is held, a run
-    that another trainer completed meanwhile is not trained again (unless `force`). `require_cuda`: the
-    job asked its cluster for GPUs; a node without one fails the run (resolve_device).
+    One trainer per run at a time (locks.run_lock): if another live process trains this run, nothing is
+    started and the status is `running_elsewhere` (no row written); once the lock is held, a run that
+    another trainer completed meanwhile is not trained again (unless `force`). `require_cuda`: the job
+    asked its cluster for GPUs; a node without one fails the run (build.resolve_device).
 
     An unfinished run (killed, cancelled, preempted, requeued) left its training state in
-    checkpoints/<run_id>.pt: running it again resumes there (`restart=True` discards it first). The
+    checkpoints/<run_id>.pt: running it again resumes there (`restart` discards it first). The
     checkpoint is removed once the run's row is written as completed or diverged.
     """
     identity = identity or run_identity(cfg, choices)
     rid, axes = identity.run_id, identity.axes
     results = Path(cfg.results_dir).expanduser()
     try:
-        device = resolve_device(cfg.device, require_cuda)
+        device = resolve_device(cfg.device, context.require_cuda)
         device_error = None
     except LossbenchError as exc:  # checked here, on the node: the run fails with a row saying why
         device, device_error = torch.device("cpu"), exc
@@ -174,18 +78,19 @@ def execute(cfg: DictConfig, choices: dict[str, str], sweep: str | None = None,
     log.info("run %s: %s", rid, "  ".join(f"{k}={v}" for k, v in axes.items() if k != "experiment"))
     with ExitStack() as held:
         try:
-            held.enter_context(store.run_lock(results, rid, sweep))
-        except store.RunLocked as exc:  # another process trains this run now: never two trainers for one run
+            held.enter_context(run_lock(results, rid, context.sweep))
+        except RunLocked as exc:  # another process trains this run now: never two trainers for one run
             log.warning("%s: not started here", exc)
-            return RunOutcome({"run_id": rid, "status": "running_elsewhere", "error": str(exc)},
-                              results / store.RUNS / f"{rid}.parquet")
-        if not force and store.is_completed(results, rid):  # finished by another trainer since the plan was made
+            return RunRow({"run_id": rid, "status": RunStatus.RUNNING_ELSEWHERE.value, "error": str(exc)},
+                          results / store.RUNS / f"{rid}.parquet")
+        if not context.force and store.is_completed(results, rid):  # finished by another trainer meanwhile
             log.info("run %s completed meanwhile (another sweep); not trained again", rid)
-            return RunOutcome(store.read_run(results, rid) or {}, results / store.RUNS / f"{rid}.parquet")
+            return RunRow(store.read_run(results, rid) or {}, results / store.RUNS / f"{rid}.parquet")
         share = held.enter_context(HostShare())
-        threads = Threads(cfg.threads, parallel_jobs, share, machine_load())
-        summary, path = _train_and_write(cfg, identity, sweep, device, threads, restart, started, t0, device_error)
-    return RunOutcome(summary, path)
+        threads = Threads(cfg.threads, context.parallel_jobs, share, machine_load())
+        summary, path = _train_and_write(cfg, identity, context.sweep, device, threads, context.restart, started,
+                                         t0, device_error)
+    return RunRow(summary, path)
 
 
 def _train_and_write(cfg: DictConfig, identity: RunIdentity, sweep: str | None, device: torch.device,
@@ -198,13 +103,13 @@ def _train_and_write(cfg: DictConfig, identity: RunIdentity, sweep: str | None, 
         if device_error is not None:
             raise device_error
         model_file = store.model_path(results, rid) if cfg.get("save_model") else None
-        outcome, history, scored = _train(cfg, device, threads, checkpoint, restart, model_file)
+        columns, history, scored = _train(cfg, device, threads, checkpoint, restart, model_file)
     except Exception as exc:  # isolate the failure: record it, let the sweep go on
         error_log = store.write_error_log(results, rid, traceback.format_exc())  # None if it cannot be written
-        outcome, history, scored = ({"status": failure_status(exc), "error": f"{type(exc).__name__}: {exc}",
+        columns, history, scored = ({"status": failure_status(exc).value, "error": f"{type(exc).__name__}: {exc}",
                                      "error_log": str(error_log) if error_log else None}, [], [])
-        log.error("run %s %s: %s (traceback: %s)", rid, outcome["status"], outcome["error"], error_log)
-    summary = _row(identity, sweep, outcome, time.perf_counter() - t0, device, store.where_it_runs(), started)
+        log.error("run %s %s: %s (traceback: %s)", rid, columns["status"], columns["error"], error_log)
+    summary = _row(identity, sweep, columns, time.perf_counter() - t0, device, where_it_runs(), started)
     if device_error is not None:
         summary["device"] = str(cfg.device)  # the configured device: the run never reached one
     try:
@@ -213,22 +118,22 @@ def _train_and_write(cfg: DictConfig, identity: RunIdentity, sweep: str | None, 
         log.error("run %s %s but its row could not be written to %s (%s); earlier results are intact",
                   rid, summary["status"], results, exc.strerror or exc)
         return summary, results / store.RUNS / f"{rid}.parquet"
-    if summary["status"] in ("completed", "diverged"):
+    if summary["status"] in TRAINED:
         checkpoint.unlink(missing_ok=True)
-    if summary["status"] != "failed":
+    if summary["status"] != RunStatus.FAILED:
         energy = f"{summary['energy_kwh']:.3g} kWh" if summary["energy_kwh"] is not None else "energy n/a"
         scores = "  ".join(f"{k} {summary[k]:.4f}" for k in scored)
         log.info("%s  %s  %.1fs  %s  -> %s", summary["status"], scores, summary["wall_time_s"], energy, path)
     return summary, path
 
 
-def record_unfinished(cfg: DictConfig, identity: RunIdentity, sweep: str | None, status: str, reason: str,
+def record_unfinished(cfg: DictConfig, identity: RunIdentity, sweep: str | None, status: RunStatus, reason: str,
                       where: dict[str, Any]) -> Path:
     """The row of a run that ended without finishing on its own (a cancelled, timed-out or never submitted
     cluster job): its identity, the status and reason, and where it ran, so that the sweep's summary and
     `lossbench status` can say so; a re-run redoes it (only `completed` rows are skipped)."""
-    outcome = {"status": status, "error": reason, "error_log": where.get("job_log")}
-    summary = _row(identity, sweep, outcome, None, torch.device("cpu"), where, datetime.now(timezone.utc))
+    columns = {"status": RunStatus(status).value, "error": reason, "error_log": where.get("job_log")}
+    summary = _row(identity, sweep, columns, None, torch.device("cpu"), where, datetime.now(timezone.utc))
     summary["device"] = str(cfg.device)  # the configured device: the run never reached one
     return write_run(Path(cfg.results_dir).expanduser(), summary, [], _task_of(cfg))
 
@@ -241,15 +146,16 @@ def _task_of(cfg: DictConfig) -> type[Task] | None:
         return None
 
 
-def _row(identity: RunIdentity, sweep: str | None, outcome: dict[str, Any], wall_time_s: float | None,
+def _row(identity: RunIdentity, sweep: str | None, columns: dict[str, Any], wall_time_s: float | None,
          device: torch.device, where: dict[str, Any], started: datetime) -> dict[str, Any]:
-    """A summary row: identity, the run's outcome columns, provenance, where it ran, schema and config."""
+    """A summary row: identity, the run's own columns (status, metrics or error), provenance, where it ran,
+    schema and config."""
     return {
         "run_id": identity.run_id,
         "cell_id": identity.cell_id,
         **identity.axes,
         "sweep": sweep,
-        **outcome,
+        **columns,
         "wall_time_s": wall_time_s,
         **provenance(device),
         **{key: where.get(key) for key in ("host", "slurm_job_id", "slurm_array_task_id", "job_log")},
@@ -260,17 +166,17 @@ def _row(identity: RunIdentity, sweep: str | None, outcome: dict[str, Any], wall
     }
 
 
-def failure_status(exc: BaseException) -> str:
+def failure_status(exc: BaseException) -> RunStatus:
     """`failed`, or `timeout` / `preempted` when the exception is submitit's way of ending a job at its
     time limit or on preemption (raised inside the run by its signal handler; matched by name so that
     submitit is not imported here)."""
     if type(exc).__name__ == "UncompletedJobError":
         text = str(exc)
         if "timed-out" in text or "timed out" in text:
-            return "timeout"
+            return RunStatus.TIMEOUT
         if "preempt" in text:
-            return "preempted"
-    return "failed"
+            return RunStatus.PREEMPTED
+    return RunStatus.FAILED
 
 
 def _train(cfg: DictConfig, device: torch.device, threads: Threads, checkpoint: Path,
@@ -324,7 +230,7 @@ def _train(cfg: DictConfig, device: torch.device, threads: Threads, checkpoint: 
 
     per_epoch = fit.train_time_s / fit.epochs if fit.epochs > 0 else None
     columns = {
-        "status": fit.status,
+        "status": RunStatus(fit.status).value,
         **final,
         "best_epoch": fit.best_epoch,
         "epochs": fit.epochs,
@@ -348,7 +254,7 @@ def _train(cfg: DictConfig, device: torch.device, threads: Threads, checkpoint: 
         "s_per_epoch_per_gflop": per_epoch / (flops / fit.samples / 1e9) if per_epoch and flops and fit.samples else None,
         "samples_per_s": fit.samples / fit.train_time_s if fit.train_time_s > 0 else None,
         "samples_seen": fit.samples,  # training targets: examples, or tokens for language models
-        "precision": "bf16" if trainer.precision == "bf16" and device.type == "cuda" else "fp32",
+        "precision": trainer.effective_precision(device),
         **energy,
     }
     columns.update(task.from_history(fit.history))

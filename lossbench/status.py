@@ -9,8 +9,10 @@ from pathlib import Path
 import pandas as pd
 
 from lossbench import store
-from lossbench.cluster import UNFINISHED, sweep_job_states
+from lossbench.cluster import sweep_job_states
+from lossbench.locks import describe_holder, load_markers
 from lossbench.results import load_runs
+from lossbench.statuses import UNFINISHED, RunStatus
 
 COLUMNS = ["run_id", "status", "error", "error_log", "slurm_job_id", "dataset", "backbone", "variant", "seed"]
 STATES = ("done", "running", "failed", "diverged", "stopped", "pending")  # stopped: cancelled, timeout, ... by the cluster
@@ -20,8 +22,8 @@ def sweep_status(results_dir: Path) -> str:
     """A plain-text table (one line per sweep, then single runs) and the failed / diverged / stale runs."""
     runs = load_runs(results_dir, COLUMNS)
     status = dict(zip(runs.run_id, runs.status)) if not runs.empty else {}
-    markers = {m["run_id"]: m for m in store.load_markers(results_dir)}
-    live = {rid for rid, m in markers.items() if m["alive"] and status.get(rid) != "completed"}
+    markers = {m["run_id"]: m for m in load_markers(results_dir)}
+    live = {rid for rid, m in markers.items() if m["alive"] and status.get(rid) != RunStatus.COMPLETED}
     manifests = store.load_manifests(results_dir)
     in_sweeps = {rid for m in manifests for rid in m["run_ids"]}
     single = sorted(set(status) - in_sweeps)
@@ -39,7 +41,7 @@ def sweep_status(results_dir: Path) -> str:
         counts = _counts(single, status, live)
         lines.append(f"{'-':<9} {len(single):>5} " + " ".join(f"{counts[s]:>8}" for s in STATES) + "  (single runs)")
 
-    problems = runs[runs.status.isin(["failed", "diverged", *UNFINISHED])] if not runs.empty else pd.DataFrame()
+    problems = runs[runs.status.isin([RunStatus.FAILED, RunStatus.DIVERGED, *UNFINISHED])] if not runs.empty else pd.DataFrame()
     for row in problems.itertuples():
         error = getattr(row, "error", None)
         detail = error if isinstance(error, str) else "non-finite training loss"
@@ -49,9 +51,9 @@ def sweep_status(results_dir: Path) -> str:
         lines.append(f"{row.status:<9} {row.run_id}  {row.dataset} {row.backbone} {row.variant} "
                      f"seed={row.seed}: {detail}{where}")
     for rid, marker in markers.items():
-        if not marker["alive"] and status.get(rid) != "completed":
+        if not marker["alive"] and status.get(rid) != RunStatus.COMPLETED:
             age = time.time() - float(marker.get("heartbeat_at", marker.get("started_at", 0.0)))
-            lines.append(f"stale     {rid}  its trainer {store.describe_holder(marker)} is gone (last heartbeat "
+            lines.append(f"stale     {rid}  its trainer {describe_holder(marker)} is gone (last heartbeat "
                          f"{age:.0f} s ago); re-running the same command resumes it")
     return "\n".join(lines)
 
@@ -60,7 +62,7 @@ def _counts(run_ids: list[str], status: dict[str, str], live: set[str]) -> dict[
     counts = dict.fromkeys(STATES, 0)
     for rid in run_ids:
         st = status.get(rid)
-        state = {"completed": "done", "failed": "failed", "diverged": "diverged",
+        state = {RunStatus.COMPLETED: "done", RunStatus.FAILED: "failed", RunStatus.DIVERGED: "diverged",
                  **dict.fromkeys(UNFINISHED, "stopped")}.get(st or "", None)
         counts[state or ("running" if rid in live else "pending")] += 1
     return counts

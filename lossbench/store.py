@@ -1,7 +1,7 @@
-"""Results as Parquet rows: one summary file per run, one history file per run, written atomically.
+"""The files of a results folder, each written atomically: layout, writers and tolerant readers.
 
 Layout under `results_dir`: `runs/<run_id>.parquet` (one row) and `history/<run_id>.parquet` (one row
-per epoch); `running/<run_id>.json`, the lock of a run in progress (`run_lock`); `errors/<run_id>.log`
+per epoch); `running/<run_id>.json`, the lock of a run in progress (locks.py); `errors/<run_id>.log`
 for a failed run's traceback; `sweeps/<sweep>.json` listing the run ids a sweep command should produce;
 `checkpoints/<run_id>.pt`, the training state of an unfinished run (removed when it finishes). Each file
 is written under a temporary name that does not end in `.parquet`, flushed to disk, then renamed: a crash
@@ -14,13 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import tempfile
-import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,13 +24,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lossbench import LossbenchError
+from lossbench.statuses import RunStatus
 
 RUNS, HISTORY, RUNNING, SWEEPS, ERRORS, CHECKPOINTS = "runs", "history", "running", "sweeps", "errors", "checkpoints"
 MODELS = "models"
 log = logging.getLogger(__name__)
 
 
-def _file_mode() -> int:
+def file_mode() -> int:
     """The mode a plain new file gets under the process's umask (mkstemp's temp files are 0600, which
     would hide results from collaborators on a shared results folder)."""
     mask = os.umask(0)
@@ -51,7 +48,7 @@ def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
-            os.fchmod(handle.fileno(), _file_mode())
+            os.fchmod(handle.fileno(), file_mode())
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -99,8 +96,9 @@ def read_run(results_dir: Path, rid: str) -> dict[str, Any] | None:
 
 
 def is_completed(results_dir: Path, rid: str) -> bool:
+    """Whether the run has a row that says it completed."""
     row = read_run(results_dir, rid)
-    return row is not None and row.get("status") == "completed"
+    return row is not None and row.get("status") == RunStatus.COMPLETED
 
 
 def checkpoint_path(results_dir: Path, rid: str) -> Path:
@@ -150,179 +148,6 @@ def write_error_log(results_dir: Path, rid: str, text: str) -> Path | None:
     except OSError as exc:
         log.warning("could not write the traceback of run %s (%s)", rid, exc.strerror or exc)
         return None
-
-
-HEARTBEAT_S = float(os.environ.get("LOSSBENCH_HEARTBEAT_S", "30"))  # how often a training run says it is alive
-STALE_AFTER = 3  # heartbeats missed before a lock may be taken over
-
-
-class RunLocked(LossbenchError):
-    """The run is training elsewhere: another live process holds its lock."""
-
-    def __init__(self, holder: dict[str, Any]) -> None:
-        self.holder = holder
-        super().__init__(f"run {holder.get('run_id')} is already training {describe_holder(holder)}")
-
-
-def describe_holder(holder: dict[str, Any]) -> str:
-    """'on host H (pid P, SLURM job J)': where a lock's holder runs."""
-    job = f", SLURM job {holder['slurm_job_id']}" if holder.get("slurm_job_id") else ""
-    return f"on {holder.get('host')} (pid {holder.get('pid')}{job})"
-
-
-def lock_alive(holder: dict[str, Any]) -> bool:
-    """Whether a run lock's holder is still training. Dead when: on this host its process is gone; it is an
-    earlier start of this very SLURM job (requeued: preempted, time limit, `scontrol requeue`); or its
-    heartbeat is older than STALE_AFTER x HEARTBEAT_S (any host; clocks of a cluster's nodes agree)."""
-    if holder.get("host") == socket.gethostname() and not pid_alive(int(holder.get("pid", -1))):
-        return False
-    mine = where_it_runs()["slurm_job_id"]
-    if mine and holder.get("slurm_job_id") == mine and holder.get("pid") != os.getpid():
-        return False
-    beat = holder.get("heartbeat_at", holder.get("started_at", 0.0))
-    return time.time() - float(beat) < STALE_AFTER * HEARTBEAT_S
-
-
-def lock_path(results_dir: Path, rid: str) -> Path:
-    """Where a run's lock lives while it trains (`run_lock`)."""
-    return results_dir / RUNNING / f"{rid}.json"
-
-
-def live_lock(results_dir: Path, rid: str) -> dict[str, Any] | None:
-    """The lock of a run that another live trainer holds now (`lock_alive`), or None."""
-    lock = _read_lock(lock_path(results_dir, rid))
-    return lock if lock and lock_alive(lock) else None
-
-
-def _read_lock(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {}  # unreadable: treated as stale
-
-
-def _create_exclusive(path: Path, data: dict[str, Any]) -> bool:
-    """Create `path` with `data` only if it does not exist (a hard link of a complete temp file: atomic, on
-    local filesystems and NFS alike); False when it exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.stem}-", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle)
-            os.fchmod(handle.fileno(), _file_mode())
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def _acquire(path: Path, lock: dict[str, Any]) -> None:
-    for _ in range(5):
-        if _create_exclusive(path, lock):
-            return
-        holder = _read_lock(path)
-        if holder is None:
-            continue  # released meanwhile
-        if holder and lock_alive(holder):
-            raise RunLocked(holder)
-        # stale: move it aside under a unique name (of several takers, one rename wins), then create ours
-        aside = path.with_name(f".stale-{path.stem}-{lock['token']}")
-        try:
-            os.rename(path, aside)
-        except FileNotFoundError:
-            continue
-        taken = _read_lock(aside) or {}
-        if taken.get("token") != holder.get("token"):  # not the stale lock we judged: a new holder's, put it back
-            os.rename(aside, path)
-            raise RunLocked(taken)
-        aside.unlink(missing_ok=True)
-        log.info("run %s: took over the lock of a run that stopped %s", lock["run_id"], describe_holder(holder))
-    raise RunLocked(_read_lock(path) or {"run_id": lock["run_id"]})
-
-
-class _Heartbeat(threading.Thread):
-    """Refreshes the lock's `heartbeat_at` every HEARTBEAT_S while the run trains (a daemon thread: it
-    needs no cooperation from the training loop, however long a step takes)."""
-
-    def __init__(self, path: Path, lock: dict[str, Any]) -> None:
-        super().__init__(name="lossbench-heartbeat", daemon=True)
-        self.path, self.lock, self.done = path, lock, threading.Event()
-
-    def run(self) -> None:
-        while not self.done.wait(HEARTBEAT_S):
-            if (_read_lock(self.path) or {}).get("token") != self.lock["token"]:
-                return  # taken over (we were judged stale): never write over another holder
-            try:
-                write_json(self.path, {**self.lock, "heartbeat_at": time.time()})
-            except OSError as exc:
-                log.warning("could not refresh the lock of run %s (%s)", self.lock["run_id"], exc)
-
-
-@contextmanager
-def run_lock(results_dir: Path, rid: str, sweep: str | None) -> Iterator[Path]:
-    """running/<run_id>.json: one trainer per run at a time, across processes and hosts that share the
-    results folder. Created atomically (or taken over from a holder that is gone, `lock_alive`), refreshed
-    by a heartbeat while the run trains, removed at the end; it records pid, host, SLURM job id, array
-    task id and job log. Raises RunLocked when a live holder trains the run. A lock left by a SIGKILL
-    shows as stale in `lossbench status` and is taken over by the next start of the run.
-    """
-    now = time.time()
-    lock = {"run_id": rid, "sweep": sweep, "pid": os.getpid(), "started_at": now, "heartbeat_at": now,
-            "token": uuid.uuid4().hex, **where_it_runs()}
-    path = lock_path(results_dir, rid)
-    _acquire(path, lock)
-    beat = _Heartbeat(path, lock)
-    beat.start()
-    try:
-        yield path
-    finally:
-        beat.done.set()
-        beat.join()
-        if (_read_lock(path) or {}).get("token") == lock["token"]:
-            path.unlink(missing_ok=True)
-
-
-def where_it_runs() -> dict[str, Any]:
-    """Host, and under SLURM the job id, array task id and submitit log folder: what links a row or a
-    marker to its cluster job."""
-    env = os.environ
-    array = env.get("SLURM_ARRAY_JOB_ID")
-    job = f"{array}_{env.get('SLURM_ARRAY_TASK_ID', '')}" if array else env.get("SLURM_JOB_ID")
-    folder = env.get("SUBMITIT_FOLDER")  # submitit's log folder pattern, with %j for the job id
-    return {
-        "host": socket.gethostname(),
-        "slurm_job_id": job,
-        "slurm_array_task_id": env.get("SLURM_ARRAY_TASK_ID"),
-        "job_log": folder.replace("%j", job) if folder and job else None,
-    }
-
-
-def load_markers(results_dir: Path) -> list[dict[str, Any]]:
-    """Run locks (running/*.json), each with `alive` (`lock_alive`: heartbeat, or the process on this host)."""
-    markers = []
-    for path in sorted((results_dir / RUNNING).glob("*.json")):
-        try:
-            marker = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        marker["alive"] = lock_alive(marker)
-        markers.append(marker)
-    return markers
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host (one we may not signal counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return pid > 0
 
 
 def write_manifest(results_dir: Path, sweep: str, command: str, run_ids: list[str]) -> Path:

@@ -16,12 +16,13 @@ from typing import Any
 from lossbench.identity import cell_id, hash_id, identity_config
 from lossbench.results import write_run
 from lossbench.schema import SCHEMA_VERSION
+from lossbench.statuses import RunStatus
 
 TASK = "lossbench.tasks.classification.Classification"
 
 
 def synthetic_row(variant: str = "ce", seed: int = 0, dataset: str = "d", backbone: str = "b",
-                  status: str = "completed", settings: dict[str, Any] | None = None, task: str = TASK,
+                  status: str = RunStatus.COMPLETED.value, settings: dict[str, Any] | None = None, task: str = TASK,
                   **columns: Any) -> dict[str, Any]:
     """One run's summary row: `variant` on `dataset` x `backbone`, `seed`, `status`, with `settings`
     merged into its config (e.g. {"optim": {"lr": 0.01}}: another cell) and `columns` as its metrics."""

@@ -32,7 +32,7 @@ from benchtools import (  # scripts/
 
 from lossbench.config import compose_run, group_options
 from lossbench.data.text import token_splits
-from lossbench.run import build, build_model
+from lossbench.build import build, build_model
 
 SIZES = {  # (n_layer, n_head, n_embd, block_size, batch, vocab)
     "cpu": (2, 4, 128, 128, 8, 2048),

@@ -22,7 +22,7 @@ from lossbench.config import compose_run
 from lossbench.cost.clock import process_cpu_seconds
 from lossbench.cost.energy import CodeCarbonTracker
 from lossbench.data.base import TensorLoader
-from lossbench.run import build, build_model, derived_seed
+from lossbench.build import build, build_model, derived_seed
 
 log = logging.getLogger("bench_overhead")
 CASES = [("mnist1d", "mlp"), ("mnist1d", "cnn"), ("digits", "cnn")]

@@ -30,7 +30,7 @@ from torch import nn
 
 from lossbench.config import compose_run
 from lossbench.data.base import Splits
-from lossbench.run import build, build_criterion, build_model
+from lossbench.build import build, build_criterion, build_model
 
 
 def synthetic_cifar(images: int, device: torch.device) -> Splits:

@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from lossbench import LossbenchError
 from lossbench.config import GROUPS, conf_dir, group_options, validate
 from lossbench.data.base import Splits
-from lossbench.run import build, dry_build
+from lossbench.build import build, dry_build
 
 OFFLINE_DATASETS = ["digits", "mnist1d", "modadd", "spiral", "modular_addition", "equivalence", "permutation",
                     "family_tree", "lattice", "greater_than"]

@@ -178,7 +178,7 @@ def test_joblib_n_jobs_2_gives_each_job_one_thread(tmp_path):
 def test_parallel_jobs_of_a_launcher_config(n_jobs, expected):
     from omegaconf import OmegaConf
 
-    from lossbench.sweep import _parallel_jobs
+    from lossbench.launch import _parallel_jobs
 
     got = _parallel_jobs(OmegaConf.create({"n_jobs": n_jobs}))
     assert got == (expected if expected is not None else (__import__("os").cpu_count() or 1))

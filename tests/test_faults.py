@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lossbench import store
+from lossbench.locks import load_markers
 from lossbench.results import load_runs
 
 FAST = ["backbone=mlp", "trainer.epochs=1", "tracker=off", "trainer.progress=false"]
@@ -166,7 +166,7 @@ def test_killing_a_local_launcher_ends_its_workers(tmp_path, launcher, sig):
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline, markers = time.time() + 300, []
     while time.time() < deadline and not markers:  # wait until a job trains (its marker names its pid)
-        markers = store.load_markers(results) if (results / "running").is_dir() else []
+        markers = load_markers(results) if (results / "running").is_dir() else []
         time.sleep(0.1)
     assert markers, "no job started"
     workers = _descendants(proc.pid)
@@ -179,5 +179,5 @@ def test_killing_a_local_launcher_ends_its_workers(tmp_path, launcher, sig):
     assert not [p for p in workers if _alive(p)], f"workers still alive after {sig!r}"
     time.sleep(3)  # nothing starts later either: no process, no live marker, no row
     assert not _mentioning(str(results))
-    assert not [m for m in store.load_markers(results) if _alive(m["pid"])]
+    assert not [m for m in load_markers(results) if _alive(m["pid"])]
     assert len(load_runs(results)) == 0  # 300-epoch runs: none finished

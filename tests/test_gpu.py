@@ -16,7 +16,8 @@ from test_lm import TINY_LM, VOCAB
 
 from lossbench.config import group_options
 from lossbench.results import load_runs
-from lossbench.run import build, execute
+from lossbench.build import build
+from lossbench.run import execute
 
 pytestmark = pytest.mark.gpu
 

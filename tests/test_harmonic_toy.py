@@ -22,7 +22,8 @@ from lossbench.data.algorithmic import (
     explained_variance_ratio,
 )
 from lossbench.results import load_runs
-from lossbench.run import build, build_model, execute
+from lossbench.build import build, build_model
+from lossbench.run import execute
 from lossbench.tasks.algorithmic import first_sustained, grokking
 
 RNG = np.random.default_rng(0)

@@ -16,7 +16,8 @@ from PIL import Image
 
 from lossbench.data.augment import Augment, color_jitter, rotate
 from lossbench.results import load_runs
-from lossbench.run import build, execute
+from lossbench.build import build
+from lossbench.run import execute
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,5 +1,6 @@
-"""The package's import graph has no cycle: no module imports one that imports it back, at module level
-or inside a function (a lazy import hides a cycle; it does not remove it)."""
+"""The package's shape: its import graph has no cycle (no module imports one that imports it back, at module
+level or inside a function: a lazy import hides a cycle; it does not remove it), and no module is longer
+than MAX_LINES (a module that grows past it holds more than one concern: split it by concern)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lossbench"
+MAX_LINES = 300
 
 
 def module_name(path: Path) -> str:
@@ -64,5 +66,12 @@ def test_the_checker_finds_a_cycle():
 
 def test_no_lossbench_module_imports_one_that_imports_it_back():
     graph = import_graph()
-    assert len(graph) > 40 and "lossbench.sweep" in graph["lossbench.cli"]
+    assert len(graph) > 40 and "lossbench.launch" in graph["lossbench.cli"]
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+
+
+def test_no_module_is_longer_than_the_limit():
+    lengths = {str(p.relative_to(PACKAGE.parent)): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    assert len(lengths) > 40
+    too_long = {path: n for path, n in lengths.items() if n > MAX_LINES}
+    assert not too_long, f"modules over {MAX_LINES} lines (split them by concern): {too_long}"

@@ -25,7 +25,8 @@ from lossbench.report import build_report
 from lossbench.report.aggregate import best_variants
 from lossbench.report.catalogue import columns_of
 from lossbench.results import load_history, load_runs
-from lossbench.run import build, build_model, execute
+from lossbench.build import build, build_model
+from lossbench.run import execute
 from lossbench.tasks import LanguageModeling
 
 # A tiny GPT: 2 layers, 32 wide, 32-token windows, 12 steps.

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from lossbench import store
+from lossbench import locks, store
 from lossbench.config import compose_run
 from lossbench.identity import run_identity
 from lossbench.results import load_runs
@@ -55,7 +55,7 @@ def test_a_run_another_host_is_training_is_neither_trained_nor_submitted_again(t
 
 def test_a_lock_without_heartbeat_is_taken_over_and_released(tmp_path):
     results = tmp_path / "r"
-    old = time.time() - store.STALE_AFTER * store.HEARTBEAT_S - 5
+    old = time.time() - locks.STALE_AFTER * locks.HEARTBEAT_S - 5
     path = hold(results, run_id(*FAST), heartbeat_at=old, started_at=old)
     status = lossbench("status", str(results))
     assert "stale" in status.stdout and "node-17" in status.stdout

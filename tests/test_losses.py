@@ -74,7 +74,7 @@ def test_aux_zloss_adds_coefficient_times_lse_squared():
     base = criterion("ce")
     assert (AuxZLoss(base, 1e-4)(T1, Y0) - base(T1, Y0)).item() == pytest.approx(5.0235e-4, rel=1e-4)
     cfg, _ = compose_run(["loss=focal", "loss.z_loss=0.5"])
-    from lossbench.run import build_criterion
+    from lossbench.build import build_criterion
 
     wrapped = build_criterion(cfg)
     lse = torch.logsumexp(TB, 1)

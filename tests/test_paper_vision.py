@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lossbench.config import compose_run
-from lossbench.run import build, build_model
+from lossbench.build import build, build_model
 from lossbench.schedule import WarmupCosine
 
 # reference.md §2.1, transcribed: (backbone, dataset) -> optimiser, lr, weight decay, momentum, epochs,
@@ -127,7 +127,7 @@ def test_the_reference_experiment_uses_the_reference_heads():
     cfg, choices = compose_run(["experiment=paper_vision_reference", "dataset=digits", "backbone=cnn",
                                 "loss=negsim_reference", "distance=braycurtis_signed"])
     assert choices["recipe@_global_"] == "paper_vision/cnn_digits" and cfg.trainer.epochs == 40
-    from lossbench.sweep import sweep_jobs
+    from lossbench.config import sweep_jobs
 
     jobs = sweep_jobs(["experiment=paper_vision_reference", "dataset=digits"])
     distances = {item.split("=")[1] for job in jobs for item in job if item.startswith("distance=")}

@@ -10,7 +10,8 @@ import pytest
 import torchvision.datasets.cifar
 
 from lossbench.results import load_runs
-from lossbench.run import build, execute
+from lossbench.build import build
+from lossbench.run import execute
 
 
 def _write_idx(path, array: np.ndarray) -> None:

@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from test_distances import make
 
 from lossbench.config import compose_run
-from lossbench.run import build
+from lossbench.build import build
 
 
 def _signed(m: int, v: int, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

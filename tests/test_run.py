@@ -11,7 +11,8 @@ from conftest import schema_gaps
 from lossbench.config import group_options
 from lossbench.cost import energy as emissions
 from lossbench.results import load_history, load_runs
-from lossbench.run import build, build_model, execute
+from lossbench.build import build, build_model
+from lossbench.run import execute
 
 OFFLINE = [
     ("mnist1d", "mlp"), ("mnist1d", "cnn"), ("digits", "cnn"), ("spiral", "mlp"), ("modadd", "embedding_mlp"),

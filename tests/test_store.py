@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lossbench import store
+from lossbench.host import where_it_runs
 from lossbench.identity import cell_id
 from lossbench.results import history_schema, load_runs, runs_schema, write_run
 from lossbench.testing import synthetic_row, write_synthetic
@@ -101,5 +102,5 @@ def test_where_it_runs_reads_slurm_and_submitit_from_the_environment(monkeypatch
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    where = store.where_it_runs()
+    where = where_it_runs()
     assert (where["slurm_job_id"], where["job_log"]) == (job, log)

@@ -15,7 +15,7 @@ import pytest
 
 from lossbench.config import group_options, sweep_jobs
 from lossbench.results import load_history, load_runs
-from lossbench.sweep import preflight
+from lossbench.plan import preflight
 
 FAST = ["backbone=mlp", "trainer.epochs=1", "tracker=off", "trainer.progress=false", "device=cpu"]
 

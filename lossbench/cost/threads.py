@@ -28,7 +28,7 @@ import psutil
 import torch
 
 from lossbench.cost.clock import process_cpu_seconds
-from lossbench.store import pid_alive
+from lossbench.host import pid_alive
 
 log = logging.getLogger(__name__)
 

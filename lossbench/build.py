@@ -1,0 +1,114 @@
+"""Config -> objects: every component of a run built from its config node (Hydra `_target_`), and the dry
+build that preflight runs before anything is written.
+
+Scripts and tests build models and criteria through these functions, exactly as a run does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from typing import Any
+
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from lossbench import LossbenchError
+from lossbench.config import group_options
+from lossbench.data.base import Dataset, Splits
+from lossbench.losses.base import AuxZLoss, Criterion
+from lossbench.models.classifier import Classifier
+from lossbench.tasks.base import Task
+from lossbench.tasks.registry import option_task
+
+
+def derived_seed(seed: int, stream: str) -> int:
+    """An independent seed per random stream (head init, data order, dropout) from the run seed."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{stream}".encode()).digest()[:7], "big")
+
+
+def resolve_device(name: str, require_cuda: bool = False) -> torch.device:
+    """The torch device of `device=`; `auto` is CUDA where available. `require_cuda` (a cluster job that
+    asked for GPUs) makes `auto` on a node without a visible GPU an error, never silent CPU training."""
+    if name == "auto":
+        if require_cuda and not torch.cuda.is_available():
+            raise LossbenchError(f"the job asked the cluster for GPUs but none is visible on {socket.gethostname()} "
+                                 "(device=auto): not training on CPU")
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise LossbenchError(f"unknown device '{name}'; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LossbenchError(f"device={name} but CUDA is not available on {socket.gethostname()}; "
+                             "use device=cpu or device=auto")
+    return device
+
+
+def build(cfg: DictConfig, path: str, *args: Any, **kwargs: Any) -> Any:
+    """instantiate(cfg.<path>) (and, for `_partial_` nodes, call it with args/kwargs), with
+    constructor errors reported as one line naming the config node."""
+    node = OmegaConf.select(cfg, path)
+    try:
+        if node.get("_partial_", False):
+            return instantiate(node)(*args, **kwargs)
+        return instantiate(node, *args, **kwargs)
+    except (InstantiationException, ValueError) as exc:
+        cause = exc.__cause__ or exc
+        raise LossbenchError(f"{path}: {cause}".splitlines()[0]) from None
+
+
+def build_criterion(cfg: DictConfig) -> Criterion:
+    """The loss's criterion plus its optional auxiliary z-loss term (`loss.z_loss`, 0 = off)."""
+    z_loss = cfg.loss.get("z_loss", 0.0)
+    if not isinstance(z_loss, (int, float)) or isinstance(z_loss, bool):
+        raise LossbenchError(f"loss.z_loss: expected float, got {z_loss!r}")
+    try:
+        return AuxZLoss(build(cfg, "loss.criterion"), float(z_loss))
+    except ValueError as exc:
+        raise LossbenchError(f"loss.z_loss: {exc}") from None
+
+
+def dry_build(cfg: DictConfig, choices: dict[str, str], here: bool = True) -> None:
+    """Everything `execute` builds except the data and the backbone, on dummy shapes: catches bad
+    values (e.g. a negative exponent) before any output is written. `cfg` is validated already.
+    `here=False` (jobs for cluster nodes): the device and the data files are checked on the node, where
+    the run will use them, not on the submitting host."""
+    if here:
+        resolve_device(cfg.device)
+    dataset = build(cfg, "dataset")
+    check_task(build(cfg, "task"), dataset, choices)
+    if here:
+        dataset.check()
+    head = build(cfg, "loss.head", in_features=4, num_classes=3)
+    build_criterion(cfg)
+    trainer = build(cfg, "trainer")
+    optimizer = build(cfg, "optim.optimizer", head.parameters())
+    build(cfg, "optim.scheduler", optimizer, total_steps=trainer.epochs)
+    build(cfg, "tracker")
+
+
+def check_task(task: Task, dataset: Dataset, choices: dict[str, str]) -> None:
+    """The task must accept the dataset's kind of data; the message names the tasks that would."""
+    if task.accepts(dataset):
+        return
+    kind = getattr(dataset, "kind", "?")
+    takers = [option for option in group_options("task") if option_task(option).data_kind == kind]
+    hint = f"; add {' or '.join(f'task={t}' for t in takers)}" if takers else ""
+    raise LossbenchError(f"dataset={choices.get('dataset')} gives {kind} data, which task={choices.get('task')} "
+                         f"does not take (it takes {task.data_kind}){hint}")
+
+
+def build_model(cfg: DictConfig, splits: Splits) -> Classifier:
+    """Backbone + head. The backbone's init depends on the seed only, never on the head, so every
+    head of one seed starts from the same features."""
+    seed = int(cfg.seed)
+    torch.manual_seed(seed)
+    backbone = build(cfg, "backbone", input_shape=splits.input_shape, vocab_size=splits.vocab_size)
+    torch.manual_seed(derived_seed(seed, "head"))
+    head = build(cfg, "loss.head", in_features=backbone.out_features, num_classes=splits.num_classes)
+    if getattr(backbone, "tie_embeddings", False):
+        backbone.tie(head)
+    return Classifier(backbone, head)

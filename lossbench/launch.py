@@ -1,0 +1,154 @@
+"""A `lossbench run` command from plan to summary, and launching its jobs through Hydra: the one place that
+touches Hydra's internals, the task function every launched job runs, and the watchdog that ends a local
+worker when its `lossbench run` is gone."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+from omegaconf import DictConfig, open_dict
+
+from lossbench import cluster, store
+from lossbench.config import CONFIG_NAME, conf_dir
+from lossbench.context import RunContext
+from lossbench.cost.threads import machine_load
+from lossbench.host import process_alive, process_started, requeued
+from lossbench.locks import describe_holder
+from lossbench.plan import CommandResult, Job, Plan, plan, record_stopped, single_exit_code, sweep_summary
+
+log = logging.getLogger(__name__)
+
+
+def run_command(overrides: list[str], multirun: bool, context: RunContext = RunContext()) -> CommandResult:
+    """`lossbench run [-m] OVERRIDES`: plan, write the sweep manifest, launch what is missing, summarise."""
+    machine_load()  # start this process's load meter now, so the first run's thread count needs no wait
+    the_plan = plan(overrides, multirun, context)
+    if the_plan.sweep is not None:
+        for results_dir in {j.results_dir for j in the_plan.jobs}:
+            store.write_manifest(results_dir, the_plan.sweep, the_plan.command,
+                                 sorted(j.run_id for j in the_plan.jobs if j.results_dir == results_dir))
+    if not multirun and the_plan.already_done:
+        job = the_plan.jobs[0]
+        return CommandResult([f"run {job.run_id} already completed: skipped (--force re-runs it)  {job.identity.label}"], 0)
+    if not multirun and the_plan.held:
+        job = the_plan.jobs[0]
+        return CommandResult([f"run {job.run_id} is already training {describe_holder(the_plan.held[job.run_id])}: "
+                              f"not started  {job.identity.label}"], 1)
+    stopped = launch(the_plan, multirun) if the_plan.launch else None
+    if stopped is not None:
+        record_stopped(the_plan, stopped)
+    result = sweep_summary(the_plan) if multirun else CommandResult([], single_exit_code(the_plan.jobs[0]))
+    if stopped is not None:
+        result.lines.insert(0, f"the launcher stopped: {stopped}")
+        result.exit_code = 1
+    return result
+
+
+def launch(the_plan: Plan, multirun: bool) -> str | None:
+    """Hand the jobs to Hydra: `hydra.run` for a single run, the configured launcher (basic, joblib,
+    submitit) for a sweep, exactly as a Hydra app's own command line would. SLURM jobs are named after
+    the sweep and submitted in arrays no larger than the cluster's MaxArraySize. A launcher that stops
+    (a cancelled or timed-out job, a rejected submission) is returned as one line, not raised: the
+    summary then says what became of every run."""
+    from hydra._internal.callbacks import Callbacks
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.plugins import Plugins
+    from hydra.types import HydraContext, RunMode
+
+    GlobalHydra.instance().clear()
+    hydra = Hydra.create_main_hydra2("lossbench", create_config_search_path(str(conf_dir())))
+    try:
+        if not multirun:
+            task = _task_function(the_plan.launch, the_plan.context, local=True)
+            hydra.run(CONFIG_NAME, task, the_plan.launch[0].overrides + the_plan.hydra_overrides)
+            return
+        master = hydra.compose_config(CONFIG_NAME, the_plan.launch[0].overrides + the_plan.hydra_overrides,
+                                      with_log_configuration=True, run_mode=RunMode.MULTIRUN)
+        slurm = "slurm" in str(master.hydra.launcher.get("_target_", "")).lower()
+        if "name" in master.hydra.launcher:
+            with open_dict(master):
+                master.hydra.launcher.name = f"lossbench-{the_plan.sweep}"
+        gpus = any((master.hydra.launcher.get(key) or 0) for key in ("gpus_per_node", "gpus_per_task"))
+        context = replace(the_plan.context, parallel_jobs=_parallel_jobs(master.hydra.launcher),
+                          require_cuda=slurm and gpus)
+        task = _task_function(the_plan.launch, context, local=not slurm)
+        hydra_context = HydraContext(config_loader=hydra.config_loader, callbacks=Callbacks(master))
+        launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context, task_function=task,
+                                                           config=master)
+        overrides = [job.overrides for job in the_plan.launch]
+        size = cluster.max_array_size() if slurm else len(overrides)
+        for start in range(0, len(overrides), size):
+            try:
+                launcher.launch(overrides[start:start + size], initial_job_idx=start)
+            except Exception as exc:  # noqa: BLE001 - whatever the launcher raises, the rows tell what happened
+                return f"{type(exc).__name__}: {_first_line(exc)}"
+        return None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _first_line(exc: BaseException) -> str:
+    """The most telling line of an exception's message (sbatch's own error when there is one)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or [type(exc).__name__])[-1 if errors else 0][:300]
+
+
+def _task_function(jobs: list[Job], context: RunContext, local: bool) -> Any:
+    """The function every launched job runs: train the preflight's config of job number `hydra.job.num`.
+
+    With a local launcher (joblib's loky workers, submitit_local's subprocesses) a job in a worker
+    process ends itself when the `lossbench run` that launched it is gone (SIGKILL, SIGTERM, Ctrl-C),
+    and does not start if it is gone already: no orphan keeps training and writing rows. SLURM jobs
+    belong to the cluster and outlive their submitter.
+    """
+    launcher = (os.getpid(), process_started(os.getpid()))
+
+    def task(cfg: DictConfig) -> None:  # Hydra passes its own composition; the preflight's is used
+        from hydra.core.hydra_config import HydraConfig
+        from omegaconf import OmegaConf
+
+        from lossbench.run import execute
+
+        if local and os.getpid() != launcher[0]:
+            _exit_with_launcher(*launcher)
+        num = OmegaConf.select(HydraConfig.get(), "job.num", default=0) if len(jobs) > 1 else 0
+        job = jobs[num]
+        # --restart applies to a job's first start, not to its resumption after a SLURM requeue
+        execute(job.cfg, job.choices, replace(context, restart=context.restart and not requeued()), job.identity)
+
+    return task
+
+
+def _parallel_jobs(launcher: DictConfig) -> int:
+    """How many jobs a local launcher runs at once on this host (joblib's n_jobs; -1 = one per CPU)."""
+    n_jobs = launcher.get("n_jobs")
+    if not isinstance(n_jobs, int):
+        return 1
+    return (os.cpu_count() or 1) if n_jobs < 0 else max(1, n_jobs)
+
+
+def _exit_with_launcher(pid: int, started: str | None, interval_s: float = 0.5) -> None:
+    """End this worker process now if the launcher is gone, else as soon as it goes (a daemon thread)."""
+
+    def end() -> None:
+        log.error("the lossbench run that launched this job (pid %d) is gone: ending job process %d", pid, os.getpid())
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if not process_alive(pid, started):
+        end()
+
+    def watch() -> None:
+        while process_alive(pid, started):
+            time.sleep(interval_s)
+        end()
+
+    threading.Thread(target=watch, name="lossbench-launcher-watch", daemon=True).start()
