@@ -30,7 +30,7 @@ from benchtools import (  # scripts/
 from hydra.utils import instantiate
 
 from lossbench.config import compose_run, group_options
-from lossbench.distances.base import Distance
+from lossbench.distances.manhattan import ManhattanDistance
 from lossbench.models.heads import DistanceHead, LinearHead
 
 # (M rows, N features, V classes)
@@ -38,15 +38,19 @@ CPU_SHAPES = ["512x256x2048", "256x2048x100", "1024x512x1000"]
 GPU_SHAPES = ["256x2048x100", "1024x512x1000", "2048x768x8192", "8192x768x50304"]
 
 
-class BroadcastManhattan(Distance):
+class BroadcastManhattan(ManhattanDistance):
     """The reference implementation's L1 head: materialises the (M, V, N) difference tensor."""
+
+    name = "manhattan_broadcast"
 
     def pairwise(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return (x[:, None, :] - w[None, :, :]).abs().sum(-1)
 
 
-class CdistManhattan(Distance):
+class CdistManhattan(ManhattanDistance):
     """torch.cdist's L1: what the Manhattan head would cost without the fused kernels on CUDA."""
+
+    name = "manhattan_cdist"
 
     def pairwise(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return torch.cdist(x, w, p=1.0)

@@ -89,8 +89,9 @@ def test_adding_a_distance_is_one_class_file_and_one_yaml(tmp_path):
 
 def test_adding_a_loss_is_one_class_file_and_one_yaml(tmp_path):
     files, env, name = recipe("Adding a loss", tmp_path)
-    proc = generic_tests(name, env, tmp_path, "test_losses.py")
-    assert proc.returncode == 0 and passed(proc) == 2, proc.stdout[-3000:]  # with a linear and a distance head
+    # value against its reference, gradcheck, two half precisions, training with a linear and a distance head
+    proc = generic_tests(name, env, tmp_path, "test_criteria.py", "test_losses.py")
+    assert proc.returncode == 0 and passed(proc) == 6, proc.stdout[-3000:]
     for head, variant in (("ce", name), ("harmonic", f"harmonic/euclidean + {name}")):
         trained = run([sys.executable, "-m", "lossbench", "run", f"loss={head}", f"loss/criterion={name}",
                        "backbone=mlp", "trainer.epochs=1", "tracker=off", f"results_dir={tmp_path / 'results'}"],

@@ -59,6 +59,15 @@ def test_criterion_matches_reference_values(name, params, t1, t1b):
     assert loss(T1, Y2).item() == pytest.approx(t1b, abs=1e-7)
 
 
+@pytest.mark.parametrize("name,params,t1,t1b", CASES)
+def test_each_criterions_float64_oracle_gives_the_published_values(name, params, t1, t1b):
+    """Criterion.reference is the oracle of tests/test_criteria.py: it must itself give the values
+    computed independently from the papers' formulas (losses.md section 14)."""
+    loss = criterion(name, **params)
+    assert loss.reference(T1.numpy(), Y0.numpy()) == pytest.approx(t1, abs=1e-7)
+    assert loss.reference(T1.numpy(), Y2.numpy()) == pytest.approx(t1b, abs=1e-7)
+
+
 def test_batch_values_and_torch_oracles():
     assert criterion("ce")(TB, YB).item() == pytest.approx(1.0162771, abs=1e-7)
     assert criterion("dice")(TB, YB).item() == pytest.approx(0.2148847, abs=1e-7)
@@ -106,6 +115,8 @@ def test_dce_values_and_the_static_last_period():
     dce = criterion("dce")
     assert dce(TB, YB, step=2500).item() == pytest.approx(2.1219184, abs=1e-7)
     assert dce(TB, YB, step=5000 + 1250).item() == pytest.approx(0.1984959, abs=1e-7)
+    assert dce.reference(TB.numpy(), YB.numpy(), step=2500) == pytest.approx(2.1219184, abs=1e-7)
+    assert dce.reference(TB.numpy(), YB.numpy(), step=5000 + 1250) == pytest.approx(0.1984959, abs=1e-7)
     static = criterion("dce", static_last_period=True, total_steps=7000)  # static from step 2000 on
     assert static(TB, YB, step=1999).item() == pytest.approx(dce(TB, YB, step=1999).item())  # still oscillating
     assert static(TB, YB, step=2500).item() == pytest.approx(1.0162771, abs=1e-7)  # A = 1: plain CE

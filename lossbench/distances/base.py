@@ -3,16 +3,20 @@
 A metric is one class in the file named after it plus one `conf/distance/<name>.yaml`. It declares
 its `name` (the row's `distance` column and the report label) and its float64 `reference`: an
 independent oracle (scipy or a numpy transcription of the formula) that the test suite checks every
-metric against, so adding a metric needs no edit of a test file. Shared numerics: `numerics.py`.
+metric against, so adding a metric needs no edit of a test file, and its `term_flops` (the FLOP count
+of one term: cost/flops.py). A class that leaves one out fails when it is defined (`contract.require`).
+Shared numerics: `numerics.py`.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from lossbench.contract import require
 
 
 class Distance(nn.Module):
@@ -34,6 +38,12 @@ class Distance(nn.Module):
     # the harmonic exponent on d that the Rethinking paper's convention gives this metric (loss.head.n=rethinking):
     # its layers raise the distance they compute to n = 1, and its Euclidean layer computes d^2
     rethinking_n: ClassVar[float] = 1.0
+
+    def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not abstract:
+            require(cls, Distance, ("name",), ("term_flops", "reference", "pairwise"), "distance",
+                    "lossbench/distances/base.py")
 
     def setup(self, in_features: int) -> None:
         """Create parameters that depend on the feature dimension (none by default)."""

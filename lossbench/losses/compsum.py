@@ -9,6 +9,7 @@ tau = 0: sum-exponential loss; tau = 1: cross-entropy; tau in (1, 2): generalise
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -33,3 +34,12 @@ class CompSumLoss(Criterion):
         if self.tau == 1.0:
             return n.mean()
         return (torch.expm1((1.0 - self.tau) * n) / (1.0 - self.tau)).mean()
+
+    def reference(self, logits: np.ndarray, target: np.ndarray, step: int = 0) -> float:
+        """Phi_tau(u), u = sum_{j != y} exp(z_j - z_y): log(1 + u) at tau = 1, else
+        ((1 + u)^(1 - tau) - 1) / (1 - tau) (Mao, Mohri & Zhong 2023), mean over the batch."""
+        z = np.asarray(logits, dtype=np.float64)
+        u = np.exp(z - z[np.arange(len(target)), target][:, None]).sum(axis=1) - 1.0  # the j = y term is 1
+        if self.tau == 1.0:
+            return float(np.mean(np.log1p(u)))
+        return float(np.mean(((1.0 + u) ** (1.0 - self.tau) - 1.0) / (1.0 - self.tau)))

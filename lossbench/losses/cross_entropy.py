@@ -6,6 +6,7 @@ label smoothing eps (Szegedy et al. 2016) the target is (1 - eps) e_y + eps / K.
 
 from __future__ import annotations
 
+import numpy as np
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -14,7 +15,7 @@ from annotated_types import Interval
 from torch import Tensor
 
 from lossbench import SettingError
-from lossbench.losses.base import Criterion, wide
+from lossbench.losses.base import Criterion, log_softmax64, wide
 
 
 class CrossEntropy(Criterion):
@@ -35,3 +36,9 @@ class CrossEntropy(Criterion):
 
     def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
         return F.cross_entropy(wide(logits), target, label_smoothing=self.label_smoothing)
+
+    def reference(self, logits: np.ndarray, target: np.ndarray, step: int = 0) -> float:
+        """-(1 - eps) log p_y - (eps / K) sum_k log p_k (Szegedy et al. 2016), mean over the batch."""
+        logp = log_softmax64(logits)
+        eps = self.label_smoothing
+        return float(np.mean(-(1 - eps) * logp[np.arange(len(target)), target] - eps * logp.mean(axis=1)))

@@ -7,10 +7,11 @@ batch-coupled all-class variant is not implemented.
 
 from __future__ import annotations
 
+import numpy as np
 from torch import Tensor
 
 from lossbench import SettingError
-from lossbench.losses.base import Criterion, nll
+from lossbench.losses.base import Criterion, nll, target_prob64
 from lossbench.ranges import NonNegativeFloat, PositiveFloat
 
 
@@ -30,3 +31,10 @@ class SelfAdjustingDiceLoss(Criterion):
         p = (-n).exp()
         x = (-(-n).expm1()).pow(self.alpha) * p  # (1 - p)^alpha p
         return (1.0 - (2.0 * x + self.gamma) / (x + 1.0 + self.gamma)).mean()
+
+    def reference(self, logits: np.ndarray, target: np.ndarray, step: int = 0) -> float:
+        """1 - (2 (1 - p_y)^alpha p_y + gamma) / ((1 - p_y)^alpha p_y + 1 + gamma) (Li et al. 2020, the
+        per-sample form with y = 1 for the target class), mean over the batch."""
+        _, p = target_prob64(logits, target)
+        x = (1 - p) ** self.alpha * p
+        return float(np.mean(1 - (2 * x + self.gamma) / (x + 1 + self.gamma)))

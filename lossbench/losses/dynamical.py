@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from annotated_types import Ge
 from torch import Tensor
 
 from lossbench import SettingError
-from lossbench.losses.base import Criterion, nll, wide
+from lossbench.losses.base import Criterion, log_softmax64, nll, wide
 from lossbench.ranges import PositiveInt
 
 
@@ -33,7 +34,7 @@ def class_weights(step: int, num_classes: int, amplitude: float, period: int, st
     return gamma * num_classes / gamma.sum()
 
 
-class _Dynamical(Criterion):
+class _Dynamical(Criterion, abstract=True):
     def __init__(self, amplitude: float, period: int, static_last_period: bool, total_steps: int | None,
                  start_mid_period: bool) -> None:
         super().__init__()
@@ -51,6 +52,18 @@ class _Dynamical(Criterion):
         gamma = class_weights(step, num_classes, 1.0 if static else self.amplitude, self.period, self.start_mid_period)
         return gamma.to(device=like.device, dtype=like.dtype)
 
+    def reference_weights(self, step: int, num_classes: int) -> np.ndarray:
+        """Gamma(t) in float64 numpy, transcribed from the notebook's triangle wave: class (t // T) mod C gets
+        1 + 2 (A - 1) tau / T up to tau = T / 2 and 2A - 1 - 2 (A - 1) tau / T after it, the others 1, then
+        C Gamma / sum(Gamma); A = 1 over the last period when static_last_period is set."""
+        amplitude = 1.0 if self.static_from is not None and step >= self.static_from else self.amplitude
+        t = step + (self.period // 2 if self.start_mid_period else 0)
+        tau, boosted = t % self.period, (t // self.period) % num_classes
+        gamma = np.ones(num_classes)
+        gamma[boosted] = (1 + 2 * (amplitude - 1) * tau / self.period if 2 * tau < self.period
+                          else 2 * amplitude - 1 - 2 * (amplitude - 1) * tau / self.period)
+        return num_classes * gamma / gamma.sum()
+
 
 class DynamicalCrossEntropy(_Dynamical):
     """DCE = mean over samples of Gamma_{y}(t) * (-log softmax(z)_y)."""
@@ -65,6 +78,11 @@ class DynamicalCrossEntropy(_Dynamical):
     def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
         n = nll(logits, target)
         return (self.weights(step, logits.shape[1], n)[target] * n).mean()
+
+    def reference(self, logits: np.ndarray, target: np.ndarray, step: int = 0) -> float:
+        """-(1/N) sum_mu Gamma_{y_mu}(t) log softmax(z_mu)_{y_mu} (Ruiz-Garcia et al. 2021)."""
+        logp = log_softmax64(logits)[np.arange(len(target)), target]
+        return float(np.mean(-self.reference_weights(step, np.shape(logits)[1])[target] * logp))
 
 
 class DynamicalMSE(_Dynamical):
@@ -86,3 +104,12 @@ class DynamicalMSE(_Dynamical):
         gamma = self.weights(step, p.shape[1], p)
         weighted = sq.sum(1) * gamma[target] if self.weighting == "sample" else (sq * gamma).sum(1)
         return weighted.mean()
+
+    def reference(self, logits: np.ndarray, target: np.ndarray, step: int = 0) -> float:
+        """DMSE1 (1/N) sum_mu Gamma_{y_mu}(t) sum_i (p_i - e_{y_mu,i})^2 (`sample`) or DMSE2
+        (1/N) sum_mu sum_i Gamma_i(t) (p_i - e_{y_mu,i})^2 (`output`), p the softmax."""
+        p = np.exp(log_softmax64(logits))
+        gamma = self.reference_weights(step, p.shape[1])
+        sq = (p - np.eye(p.shape[1])[target]) ** 2
+        per_sample = sq.sum(axis=1) * gamma[target] if self.weighting == "sample" else (sq * gamma).sum(axis=1)
+        return float(np.mean(per_sample))

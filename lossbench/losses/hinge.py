@@ -3,6 +3,7 @@ of max(0, m + z_j - z_y)."""
 
 from __future__ import annotations
 
+import numpy as np
 from torch import Tensor
 
 from lossbench.losses.base import Criterion, wide
@@ -28,6 +29,13 @@ class CrammerSingerHinge(Criterion):
     def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
         return _margins(logits, target, self.margin).amax(1).mean()
 
+    def reference(self, logits: np.ndarray, target: np.ndarray, step: int = 0) -> float:
+        """max(0, m + max_{j != y} z_j - z_y) (Crammer & Singer 2001), mean over the batch."""
+        z = np.asarray(logits, dtype=np.float64)
+        rows = np.arange(len(target))
+        others = np.where(np.eye(z.shape[1], dtype=bool)[target], -np.inf, z)
+        return float(np.mean(np.maximum(0.0, self.margin + others.max(axis=1) - z[rows, target])))
+
 
 class WestonWatkinsHinge(Criterion):
     """Sum over wrong classes of the margin violations (Weston & Watkins 1999); torch's
@@ -41,5 +49,11 @@ class WestonWatkinsHinge(Criterion):
 
     def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
         return _margins(logits, target, self.margin).sum(1).mean()
+
+    def reference(self, logits: np.ndarray, target: np.ndarray, step: int = 0) -> float:
+        """sum_{j != y} max(0, m + z_j - z_y) (Weston & Watkins 1999), mean over the batch."""
+        z = np.asarray(logits, dtype=np.float64)
+        violation = np.maximum(0.0, self.margin + z - z[np.arange(len(target)), target][:, None])
+        return float(np.mean(np.where(np.eye(z.shape[1], dtype=bool)[target], 0.0, violation).sum(axis=1)))
 
 

@@ -7,6 +7,7 @@ lam -> 0 the Crammer-Singer hinge with margin c. `normalize` applies the officia
 
 from __future__ import annotations
 
+import numpy as np
 import math
 
 import torch
@@ -38,3 +39,16 @@ class LDRKLLoss(Criterion):
         shifted = shifted.scatter(1, target[:, None], 0.0)  # no margin on the target itself
         k = z.shape[1]
         return (self.lam * (torch.logsumexp(shifted / self.lam, 1) - math.log(k))).mean()
+
+    def reference(self, logits: np.ndarray, target: np.ndarray, step: int = 0) -> float:
+        """max over label distributions q of sum_k q_k (c 1[k != y] + z_k - z_y) - lam KL(q || 1/K), in closed
+        form lam log((1/K) sum_k exp((c 1[k != y] + z_k - z_y) / lam)) (Zhu, Ying & Yang 2023); with
+        `normalize`, z = softplus(z) / its row mean first (the official code). Mean over the batch."""
+        z = np.asarray(logits, dtype=np.float64)
+        if self.normalize:
+            z = np.logaddexp(0.0, z)
+            z = z / z.mean(axis=1, keepdims=True)
+        wrong = ~np.eye(z.shape[1], dtype=bool)[target]
+        a = (self.margin * wrong + z - z[np.arange(len(target)), target][:, None]) / self.lam
+        top = a.max(axis=1, keepdims=True)
+        return float(np.mean(self.lam * (top[:, 0] + np.log(np.exp(a - top).mean(axis=1)))))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 from typing import Annotated
 
 from annotated_types import Ge
 from torch import Tensor
 
 from lossbench import SettingError
-from lossbench.losses.base import Criterion, nll
+from lossbench.losses.base import Criterion, nll, target_prob64
 
 
 class Poly1Loss(Criterion):
@@ -25,3 +26,8 @@ class Poly1Loss(Criterion):
     def forward(self, logits: Tensor, target: Tensor, step: int = 0) -> Tensor:
         n = nll(logits, target)
         return (n - self.epsilon * (-n).expm1()).mean()
+
+    def reference(self, logits: np.ndarray, target: np.ndarray, step: int = 0) -> float:
+        """-log p_y + epsilon (1 - p_y) (Leng et al. 2022, Poly-1), mean over the batch."""
+        logp, p = target_prob64(logits, target)
+        return float(np.mean(-logp + self.epsilon * (1 - p)))

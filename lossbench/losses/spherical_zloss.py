@@ -6,6 +6,7 @@ positive scalings of the logits. max z_y = sqrt(K - 1), so b should scale with s
 
 from __future__ import annotations
 
+import numpy as np
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -30,3 +31,12 @@ class SphericalZLoss(Criterion):
         z = (o - o.mean(1, keepdim=True)) / (o.std(1, unbiased=False, keepdim=True) + self.eps)
         z_y = z.gather(1, target[:, None]).squeeze(1)
         return (F.softplus(self.a * (self.b - z_y)) / self.a).mean()
+
+    def reference(self, logits: np.ndarray, target: np.ndarray, step: int = 0) -> float:
+        """(1/a) log(1 + exp(a (b - z_y))), z = (o - mu) / (sigma + eps) with the population std
+        (de Brebisson & Vincent 2016), mean over the batch."""
+        o = np.asarray(logits, dtype=np.float64)
+        mu = o.mean(axis=1, keepdims=True)
+        sigma = np.sqrt((o ** 2).mean(axis=1, keepdims=True) - mu ** 2)
+        z_y = ((o - mu) / (sigma + self.eps))[np.arange(len(target)), target]
+        return float(np.mean(np.logaddexp(0.0, self.a * (self.b - z_y)) / self.a))
