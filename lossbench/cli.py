@@ -1,4 +1,4 @@
-"""The `lossbench` command line: parsing only; `run` delegates to sweep.py, `report` to the report
+"""The `lossbench` command line: parsing only; `run` delegates to launch.py, `report` to the report
 package, `status` to status.py, `export` to results.py, `list` reads conf/.
 
 Bad input anywhere is one line `error: ...` on stderr and exit code 2, with nothing written.

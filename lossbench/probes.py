@@ -16,6 +16,32 @@ import math
 import torch
 from torch import Tensor
 
+from lossbench.schema import column
+
+# the probes' result columns (each task lists those it writes: tasks/classification.py, tasks/lm.py)
+COLUMNS = {c.name: c for c in [
+    column("pc2_ev", "float", "explained variance of the first two PCs of standardised test features",
+           label="PC2 EV", block="Interpretability", higher_is_better=True),
+    column("pca90", "float", "principal components needed for 90 % of the variance", label="PCA-90%",
+           block="Interpretability", higher_is_better=False, fmt=".1f"),
+    column("effective_rank", "float", "exp of the entropy of normalised singular values of the features "
+           "(no agreed direction: shown, not ranked)", label="Eff. rank", block="Interpretability", fmt=".1f"),
+    column("nc1", "float", "neural-collapse NC1 = tr(S_W S_B^+) / C", label="NC1", block="Interpretability",
+           higher_is_better=False),
+    column("proto_alignment", "float", "mean cosine between each class prototype (a distance head's w_c) and "
+           "its class-mean feature; n/a in reports for linear heads, whose weight rows are not points in feature "
+           "space", label="Proto. align.", block="Interpretability", higher_is_better=True,
+           distance_heads_only=True),
+    column("proto_norm_mean", "float", "mean L2 norm of the prototypes"),
+    column("proto_norm_std", "float", "std of the prototype norms"),
+    column("pc5_ev", "float", "explained variance of the first five PCs of hidden states", label="PC5 EV",
+           block="Interpretability", higher_is_better=True),
+    column("proto_effective_rank", "float", "effective rank of the prototypes (no agreed direction)",
+           label="Proto. eff. rank", block="Interpretability", fmt=".1f"),
+    column("proto_pc5_ev", "float", "PC5 EV of the prototypes", label="Proto. PC5 EV", block="Interpretability",
+           higher_is_better=True),
+]}
+
 
 def explained_variance(features: Tensor) -> Tensor:
     """Explained-variance ratios of the principal components of standardised features, descending."""

@@ -4,10 +4,11 @@ report block, label, direction and number format.
 Writers (run, engine, cost tracking), the report, `lossbench status` and the tests read this module;
 nothing else spells a column's meaning. A column is one of:
 - common: written by every run of every task (`SUMMARY`, `HISTORY`);
-- a score of a task, written per split (`train_/val_/test_` + name): declared as `per_split=True`
-  and expanded by `split_columns`;
-- a task's own column (probes, per-token throughput): declared here when a built-in task writes it,
-  and listed by that task's `columns`; a task defined elsewhere declares its own `Column`s.
+- a score of a task, written per split (`train_/val_/test_` + name): declared as `per_split=True` with
+  the task that computes it, and expanded by `split_columns`;
+- a task's own column (probes, per-token throughput, grokking measures): declared with the code that
+  computes it (tasks/*.py, probes.py) and listed by that task's `columns`; results.py collects the
+  columns of every known task into the one schema.
 
 `present` says on which rows a column has a value: `always` (every row), `trained` (rows of runs that
 trained: completed or diverged) or `failed` (rows of failed runs). Every file holds every declared column
@@ -75,8 +76,12 @@ def split_columns(scores: Iterable[Column], splits: Sequence[str] = SPLITS) -> l
     return out
 
 
-def _c(name: str, dtype: Dtype, description: str, **kw: object) -> Column:
+def column(name: str, dtype: Dtype, description: str, **kw: object) -> Column:
+    """A Column, declared where its value is computed (tasks, probes) or below for the common ones."""
     return Column(name, dtype, description, **kw)  # type: ignore[arg-type]
+
+
+_c = column
 
 
 # --- columns every run writes ------------------------------------------------------------------------
@@ -200,64 +205,6 @@ PROVENANCE = [
     _c("config_json", "str", "the effective config (resolved, sorted JSON)", present="always", nullable=False),
 ]
 SUMMARY: list[Column] = IDENTITY + FAILURE + split_columns([LOSS_SCORE]) + TRAINING + ENERGY + PROVENANCE
-
-# --- columns of built-in tasks (listed by the tasks that write them) ------------------------------------
-ACC = _c("acc", "float", "accuracy (token accuracy for language models)", label="acc.", per_split=True,
-         block="Performance", higher_is_better=True, fmt=".4f")
-F1 = _c("f1", "float", "macro-F1 (sklearn average='macro', zero_division=0)", label="F1", per_split=True,
-        block="Performance", higher_is_better=True, fmt=".4f")
-NLL = _c("nll", "float", "mean NLL of softmax(logits): the HarMax NLL for harmonic heads", label="NLL",
-         per_split=True, block="Performance", higher_is_better=False)
-PPL = _c("ppl", "float", "perplexity exp(nll)", label="PPL", per_split=True, block="Performance",
-         higher_is_better=False, fmt=".2f")
-PROBES = {c.name: c for c in [
-    _c("pc2_ev", "float", "explained variance of the first two PCs of standardised test features",
-       label="PC2 EV", block="Interpretability", higher_is_better=True),
-    _c("pca90", "float", "principal components needed for 90 % of the variance", label="PCA-90%",
-       block="Interpretability", higher_is_better=False, fmt=".1f"),
-    _c("effective_rank", "float", "exp of the entropy of normalised singular values of the features "
-       "(no agreed direction: shown, not ranked)", label="Eff. rank", block="Interpretability", fmt=".1f"),
-    _c("nc1", "float", "neural-collapse NC1 = tr(S_W S_B^+) / C", label="NC1", block="Interpretability",
-       higher_is_better=False),
-    _c("proto_alignment", "float", "mean cosine between each class prototype (a distance head's w_c) and its "
-       "class-mean feature; n/a in reports for linear heads, whose weight rows are not points in feature space",
-       label="Proto. align.", block="Interpretability", higher_is_better=True, distance_heads_only=True),
-    _c("proto_norm_mean", "float", "mean L2 norm of the prototypes"),
-    _c("proto_norm_std", "float", "std of the prototype norms"),
-    _c("pc5_ev", "float", "explained variance of the first five PCs of hidden states", label="PC5 EV",
-       block="Interpretability", higher_is_better=True),
-    _c("proto_effective_rank", "float", "effective rank of the prototypes (no agreed direction)",
-       label="Proto. eff. rank", block="Interpretability", fmt=".1f"),
-    _c("proto_pc5_ev", "float", "PC5 EV of the prototypes", label="Proto. PC5 EV", block="Interpretability",
-       higher_is_better=True),
-]}
-PER_UNIT = {c.name: c for c in [
-    _c("energy_per_point_kwh", "float", "energy per test-accuracy point: energy_kwh / (100 test_acc)",
-       unit="kWh", label="Energy / acc. pt", block="Sustainability", higher_is_better=False, fmt=".3g",
-       energy_derived=True),
-    _c("train_tokens", "int", "training tokens seen"),
-    _c("tokens_per_s", "float", "training tokens per second", label="Tokens / s", block="Sustainability",
-       higher_is_better=True, fmt=".0f"),
-    _c("energy_per_mtok_kwh", "float", "energy per million training tokens", unit="kWh", label="Energy / Mtok",
-       block="Sustainability", higher_is_better=False, fmt=".3g", energy_derived=True),
-    _c("emissions_per_mtok_kg", "float", "emissions per million training tokens", unit="kg CO2eq",
-       energy_derived=True),
-]}
-
-ALGORITHMIC = {c.name: c for c in [  # task=algorithmic (tasks/algorithmic.py): the harmonic-loss paper's measures
-    _c("grokking_epoch", "float", "first epoch of 20 consecutive evaluations with test accuracy > 0.9 (the "
-       "harmonic-loss paper's grokking epoch); null if never", label="Grokking epoch", block="Performance",
-       higher_is_better=False, fmt=".0f"),
-    _c("fit_epoch", "float", "first epoch of 20 consecutive evaluations with train accuracy > 0.99; null if never",
-       label="Fit epoch", fmt=".0f"),
-    _c("grokking_delay", "float", "grokking_epoch - fit_epoch: how long generalisation lags memorisation",
-       label="Grokking delay", block="Performance", higher_is_better=False, fmt=".0f"),
-    _c("embedding_pc2_ev", "float", "explained variance of the top two PCs of the token embedding table",
-       label="Emb. PC2 EV", block="Interpretability", higher_is_better=True),
-    _c("crystal_metric", "float", "the dataset's structure score of the token embedding table "
-       "(lossbench/data/algorithmic.py; lower = more structured, except permutation: higher)",
-       label="Crystal metric", block="Interpretability"),
-]}
 
 # --- history: one row per evaluation ----------------------------------------------------------------------
 HISTORY: list[Column] = [

@@ -21,9 +21,24 @@ from torch import nn
 
 from lossbench.data.algorithmic import explained_variance_ratio
 from lossbench.data.base import Splits
-from lossbench.schema import ALGORITHMIC
+from lossbench.schema import column
 from lossbench.tasks.base import ReportView
 from lossbench.tasks.classification import Classification
+
+ALGORITHMIC = {c.name: c for c in [  # the harmonic-loss paper's measures, computed below and in data/algorithmic.py
+    column("grokking_epoch", "float", "first epoch of 20 consecutive evaluations with test accuracy > 0.9 (the "
+           "harmonic-loss paper's grokking epoch); null if never", label="Grokking epoch", block="Performance",
+           higher_is_better=False, fmt=".0f"),
+    column("fit_epoch", "float", "first epoch of 20 consecutive evaluations with train accuracy > 0.99; null if "
+           "never", label="Fit epoch", fmt=".0f"),
+    column("grokking_delay", "float", "grokking_epoch - fit_epoch: how long generalisation lags memorisation",
+           label="Grokking delay", block="Performance", higher_is_better=False, fmt=".0f"),
+    column("embedding_pc2_ev", "float", "explained variance of the top two PCs of the token embedding table",
+           label="Emb. PC2 EV", block="Interpretability", higher_is_better=True),
+    column("crystal_metric", "float", "the dataset's structure score of the token embedding table "
+           "(lossbench/data/algorithmic.py; lower = more structured, except permutation: higher)",
+           label="Crystal metric", block="Interpretability"),
+]}
 
 GROKKING = tuple(ALGORITHMIC[n] for n in ("grokking_epoch", "fit_epoch", "grokking_delay"))
 

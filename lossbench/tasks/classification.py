@@ -11,9 +11,21 @@ from torch.nn import functional as F
 
 from lossbench.data.base import Splits
 from lossbench.metrics import accuracy, macro_f1
+from lossbench.probes import COLUMNS as PROBES
 from lossbench.probes import probe_all
-from lossbench.schema import ACC, F1, NLL, PER_UNIT, PROBES
+from lossbench.schema import column
 from lossbench.tasks.base import ReportView, Task
+
+# the scores `evaluate` computes, per split (train_/val_/test_); lm.py and algorithmic.py share them
+ACC = column("acc", "float", "accuracy (token accuracy for language models)", label="acc.", per_split=True,
+             block="Performance", higher_is_better=True, fmt=".4f")
+F1 = column("f1", "float", "macro-F1 (sklearn average='macro', zero_division=0)", label="F1", per_split=True,
+            block="Performance", higher_is_better=True, fmt=".4f")
+NLL = column("nll", "float", "mean NLL of softmax(logits): the HarMax NLL for harmonic heads", label="NLL",
+             per_split=True, block="Performance", higher_is_better=False)
+ENERGY_PER_POINT = column("energy_per_point_kwh", "float", "energy per test-accuracy point: energy_kwh / "
+                          "(100 test_acc)", unit="kWh", label="Energy / acc. pt", block="Sustainability",
+                          higher_is_better=False, fmt=".3g", energy_derived=True)  # written by `extras`
 
 
 def argmax_scores(outputs: Iterable[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor, float]:
@@ -38,7 +50,7 @@ class Classification(Task):
     train_score = ACC
     selection, selection_higher_is_better = "acc", True
     columns = (*(PROBES[n] for n in ("pc2_ev", "pca90", "effective_rank", "nc1", "proto_alignment",
-                                     "proto_norm_mean", "proto_norm_std")), PER_UNIT["energy_per_point_kwh"])
+                                     "proto_norm_mean", "proto_norm_std")), ENERGY_PER_POINT)
     report = ReportView(
         metrics=("test_acc", "val_acc", "test_f1", "grad_norm_cv", "pc2_ev", "pca90", "proto_alignment", "nc1",
                  "energy_kwh", "emissions_kg", "flops", "cpu_time_s", "time_per_epoch_s", "s_per_epoch_per_gflop",

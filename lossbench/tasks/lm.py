@@ -11,10 +11,23 @@ from torch import Tensor, nn
 
 from lossbench.data.base import Splits
 from lossbench.metrics import accuracy
+from lossbench.probes import COLUMNS as PROBES
 from lossbench.probes import effective_rank, explained_variance
-from lossbench.schema import ACC, NLL, PER_UNIT, PPL, PROBES
+from lossbench.schema import column
 from lossbench.tasks.base import ReportView, Task
-from lossbench.tasks.classification import argmax_scores
+from lossbench.tasks.classification import ACC, NLL, argmax_scores
+
+PPL = column("ppl", "float", "perplexity exp(nll)", label="PPL", per_split=True, block="Performance",
+             higher_is_better=False, fmt=".2f")
+PER_TOKEN = {c.name: c for c in [  # written by `extras`
+    column("train_tokens", "int", "training tokens seen"),
+    column("tokens_per_s", "float", "training tokens per second", label="Tokens / s", block="Sustainability",
+           higher_is_better=True, fmt=".0f"),
+    column("energy_per_mtok_kwh", "float", "energy per million training tokens", unit="kWh",
+           label="Energy / Mtok", block="Sustainability", higher_is_better=False, fmt=".3g", energy_derived=True),
+    column("emissions_per_mtok_kg", "float", "emissions per million training tokens", unit="kg CO2eq",
+           energy_derived=True),
+]}
 
 
 class LanguageModeling(Task):
@@ -36,7 +49,7 @@ class LanguageModeling(Task):
     train_score = ACC
     selection, selection_higher_is_better = "nll", False
     columns = (*(PROBES[n] for n in ("effective_rank", "pc5_ev", "proto_effective_rank", "proto_pc5_ev")),
-               *(PER_UNIT[n] for n in ("train_tokens", "tokens_per_s", "energy_per_mtok_kwh", "emissions_per_mtok_kg")))
+               *PER_TOKEN.values())
     report = ReportView(
         metrics=("test_ppl", "val_ppl", "train_ppl", "grad_norm_cv", "grad_spikes", "grad_clip_rate", "effective_rank",
                  "pc5_ev", "proto_effective_rank", "proto_pc5_ev", "energy_kwh", "emissions_kg", "flops", "tokens_per_s",
