@@ -73,6 +73,47 @@ def run(
     raise typer.Exit(result.exit_code)
 
 
+TUNE_HELP = """
+Fair per-variant tuning, then seeds, as one command. Stage 1: every variant of the grid (comma lists, as
+in `lossbench run -m`) gets the same search space (`--space`, Hydra sweep syntax) and the same number of
+Optuna trials (`--trials`) on validation, at the first seed. Stage 2: each variant's best configuration
+over every seed (`--seeds`). Trials go to `<results_dir>/tuning/`, stage-2 runs to `<results_dir>`, so
+`lossbench report <results_dir>` compares the tuned runs, with a tuning table (budget, chosen values).
+
+**Example**
+
+* `lossbench tune dataset=mnist1d loss=ce,harmonic distance=euclidean,cosine --space 'optim.optimizer.lr=tag(log,interval(1e-4,1e-1))' --trials 8 --seeds 0,1,2,3,4`
+"""
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, help=TUNE_HELP)
+def tune(
+    ctx: typer.Context,
+    space: Annotated[list[str], typer.Option("--space", help="A searched key, e.g. "
+                                             "'optim.optimizer.lr=tag(log,interval(1e-4,1e-1))' (repeatable).")],
+    trials: Annotated[int, typer.Option("--trials", help="Trials per variant: the same budget for each.")] = 8,
+    seeds: Annotated[str, typer.Option("--seeds", help="Seeds of stage 2 (comma list; stage 1 uses the first).")]
+    = "0,1,2,3,4",
+    force: Annotated[bool, typer.Option("--force", help="Re-run runs that already completed.")] = False,
+) -> None:
+    from lossbench.context import RunContext
+    from lossbench.cost.threads import machine_load
+    from lossbench.protocol import tune as run_protocol
+
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        _fail(f"--seeds {seeds}: give a comma list of integers, e.g. 0,1,2,3,4")
+    machine_load()
+    try:
+        result = run_protocol(list(ctx.args), list(space), trials, seed_list, RunContext(force=force))
+    except LossbenchError as exc:
+        _fail(str(exc))
+    for line in result.lines:
+        typer.echo(line, err=True)
+    raise typer.Exit(result.exit_code)
+
+
 @app.command()
 def status(
     results_dir: Annotated[Path, typer.Argument(help="A results folder.")] = Path("results"),

@@ -99,6 +99,12 @@ def compose_run(overrides: list[str]) -> tuple[DictConfig, dict[str, str]]:
     return cfg, choices
 
 
+def hydra_settings(overrides: list[str]) -> DictConfig:
+    """The `hydra` node these overrides compose (launcher, sweeper, sweep folder); no sweep syntax."""
+    with _hydra(overrides):
+        return compose(CONFIG_NAME, overrides=[*search_overrides(overrides), *overrides], return_hydra_config=True).hydra
+
+
 def sweep_jobs(overrides: list[str]) -> list[list[str]]:
     """The override list of every job of `lossbench run -m`, in Hydra's BasicSweeper order.
 
@@ -109,6 +115,10 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]]:
     with _hydra(overrides) as gh:
         parser = OverridesParser.create(config_loader=gh.hydra.config_loader)
         command_line = parser.parse_overrides(overrides)
+        for o in command_line:
+            if o.is_interval_sweep():
+                raise LossbenchError(f"{o.input_line}: interval() is a search space, which the basic sweeper cannot "
+                                     "expand; a sampling sweeper can: add hydra/sweeper=optuna hydra.sweeper.n_trials=N")
         fixed = [o.input_line for o in command_line if not o.is_sweep_override()]
         cfg = compose(CONFIG_NAME, overrides=fixed, return_hydra_config=True)
         params = cfg.hydra.sweeper.get("params") or {}
@@ -120,7 +130,7 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]]:
 
 ROOT_TYPES: dict[str, Any] = {
     "seed": Seed, "data_dir": str, "results_dir": str, "device": str, "probe_samples": PositiveInt,
-    "threads": PositiveInt | Literal["auto"],
+    "threads": PositiveInt | Literal["auto"], "objective": list[str] | None,
 }
 
 

@@ -67,6 +67,7 @@ KEYS: dict[str, Key] = {
     "data_dir": Key(False, "where input files are; the dataset settings name the data"),
     "threads": Key(False, "machine resources: speed, not the function (the row records the count)"),
     "save_model": Key(False, "an extra output file"),
+    "objective": Key(False, "what a tuning sweep reads from the run's row; the run computes the same"),
     "harmonic_n": Key(False, "a composition default, resolved into loss.head.n (which is identity)"),
     "harmonic_eps": Key(False, "a composition default, resolved into loss.head.eps (which is identity)"),
     "tracker": Key(False, "energy measurement from outside the training (counters, power models): the same "

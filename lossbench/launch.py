@@ -9,25 +9,49 @@ import os
 import signal
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
-from lossbench import cluster, store
-from lossbench.config import CONFIG_NAME, conf_dir
+from lossbench import cluster, search_space, store, study, trial
+from lossbench.config import (
+    CONFIG_NAME,
+    compose_run,
+    conf_dir,
+    hydra_settings,
+    search_overrides,
+    split_hydra,
+    validate,
+)
 from lossbench.context import RunContext
 from lossbench.cost.threads import machine_load
 from lossbench.host import process_alive, process_started, requeued
-from lossbench.locks import describe_holder
-from lossbench.plan import CommandResult, Job, Plan, plan, record_stopped, single_exit_code, sweep_summary
+from lossbench.locks import RunLocked, describe_holder, run_lock
+from lossbench.plan import (
+    CommandResult,
+    Job,
+    Plan,
+    plan,
+    record_stopped,
+    single_exit_code,
+    sweep_id,
+    sweep_summary,
+)
 
 log = logging.getLogger(__name__)
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
 def run_command(overrides: list[str], multirun: bool, context: RunContext = RunContext()) -> CommandResult:
-    """`lossbench run [-m] OVERRIDES`: plan, write the sweep manifest, launch what is missing, summarise."""
+    """`lossbench run [-m] OVERRIDES`: plan, write the sweep manifest, launch what is missing, summarise.
+    A sweep whose configured Hydra sweeper is not the basic one (hydra/sweeper=optuna, ...) is that
+    sweeper's to drive (`run_sweeper`)."""
     machine_load()  # start this process's load meter now, so the first run's thread count needs no wait
+    if multirun and hydra_settings(search_space.split(overrides)[0]).sweeper._target_ != BASIC_SWEEPER:
+        return run_sweeper(overrides, context)
     the_plan = plan(overrides, multirun, context)
     if the_plan.sweep is not None:
         for results_dir in {j.results_dir for j in the_plan.jobs}:
@@ -57,14 +81,11 @@ def launch(the_plan: Plan, multirun: bool) -> str | None:
     (a cancelled or timed-out job, a rejected submission) is returned as one line, not raised: the
     summary then says what became of every run."""
     from hydra._internal.callbacks import Callbacks
-    from hydra._internal.hydra import Hydra
-    from hydra._internal.utils import create_config_search_path
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.plugins import Plugins
     from hydra.types import HydraContext, RunMode
 
-    GlobalHydra.instance().clear()
-    hydra = Hydra.create_main_hydra2("lossbench", create_config_search_path(str(conf_dir())))
+    hydra = _hydra()
     try:
         if not multirun:
             task = _task_function(the_plan.launch, the_plan.context, local=True)
@@ -72,13 +93,7 @@ def launch(the_plan: Plan, multirun: bool) -> str | None:
             return
         master = hydra.compose_config(CONFIG_NAME, the_plan.launch[0].overrides + the_plan.hydra_overrides,
                                       with_log_configuration=True, run_mode=RunMode.MULTIRUN)
-        slurm = "slurm" in str(master.hydra.launcher.get("_target_", "")).lower()
-        if "name" in master.hydra.launcher:
-            with open_dict(master):
-                master.hydra.launcher.name = f"lossbench-{the_plan.sweep}"
-        gpus = any((master.hydra.launcher.get(key) or 0) for key in ("gpus_per_node", "gpus_per_task"))
-        context = replace(the_plan.context, parallel_jobs=_parallel_jobs(master.hydra.launcher),
-                          require_cuda=slurm and gpus)
+        context, slurm = _launcher_settings(master, the_plan.context, the_plan.sweep)
         task = _task_function(the_plan.launch, context, local=not slurm)
         hydra_context = HydraContext(config_loader=hydra.config_loader, callbacks=Callbacks(master))
         launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context, task_function=task,
@@ -93,6 +108,111 @@ def launch(the_plan: Plan, multirun: bool) -> str | None:
         return None
     finally:
         GlobalHydra.instance().clear()
+
+
+def _launcher_settings(master: DictConfig, context: RunContext, sweep: str | None) -> tuple[RunContext, bool]:
+    """Name the sweep's cluster jobs after it; (the runs' context with the launcher's parallel jobs and, for
+    SLURM jobs that ask for GPUs, require_cuda; whether the launcher is SLURM's)."""
+    slurm = "slurm" in str(master.hydra.launcher.get("_target_", "")).lower()
+    if "name" in master.hydra.launcher:
+        with open_dict(master):
+            master.hydra.launcher.name = f"lossbench-{sweep}"
+    gpus = any((master.hydra.launcher.get(key) or 0) for key in ("gpus_per_node", "gpus_per_task"))
+    return replace(context, sweep=sweep, parallel_jobs=_parallel_jobs(master.hydra.launcher),
+                   require_cuda=slurm and gpus), slurm
+
+
+def _hydra() -> Any:
+    """Hydra's app object on lossbench's config tree (a fresh global state)."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    return Hydra.create_main_hydra2("lossbench", create_config_search_path(str(conf_dir())))
+
+
+def run_sweeper(overrides: list[str], context: RunContext) -> CommandResult:
+    """`lossbench run -m hydra/sweeper=<plugin> ...`: the sweeper proposes trials (the searched keys:
+    `interval(...)`, `choice(...)`, ...), the launcher runs them, each trial is preflighted and run like a
+    grid job and returns its objective (trial.py). Before anything runs: malformed syntax, unknown keys
+    and invalid fixed values are one line (exit 2). An Optuna study lives in the results folder (study.py)."""
+    from hydra._internal.callbacks import Callbacks
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.plugins import Plugins
+    from hydra.types import HydraContext, RunMode
+
+    from lossbench.build import dry_build
+
+    hydra_overrides, task_overrides = split_hydra([*search_overrides(overrides), *overrides])
+    fixed, searched = search_space.split(task_overrides)
+    compose_run(fixed + [search_space.representative(o) for o in searched.values()])  # every key exists
+    cfg, choices = compose_run(fixed)
+    validate(cfg)
+    settings = hydra_settings(fixed + hydra_overrides)
+    target = str(settings.sweeper._target_)
+    dry_build(cfg, choices, here="slurm" not in str(settings.launcher.get("_target_", "")).lower())
+    directions = trial.directions(trial.objective_columns(cfg))
+    results_dir = Path(cfg.results_dir).expanduser()
+    store.check_writable(results_dir, "results_dir")
+    sweep = sweep_id(overrides)
+    given = {o.split("=", 1)[0].lstrip("+~") for o in hydra_overrides}
+    optuna = study.is_optuna(settings.sweeper)
+    extra = study.settings(settings.sweeper, given, results_dir, sweep, directions) if optuna else []
+    with ExitStack() as held:
+        if optuna:
+            try:
+                held.enter_context(run_lock(results_dir, f"study-{sweep}", sweep))
+            except RunLocked as exc:
+                return CommandResult([f"study {sweep} is already being run {describe_holder(exc.holder)}: "
+                                      "not started"], 1)
+        hydra = _hydra()
+        try:
+            master = hydra.compose_config(CONFIG_NAME, [*task_overrides, *hydra_overrides, *extra],
+                                          with_log_configuration=True, run_mode=RunMode.MULTIRUN)
+            run_context, slurm = _launcher_settings(master, context, sweep)
+            Path(master.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)  # its results, even with 0 trials to go
+            hydra_context = HydraContext(config_loader=hydra.config_loader, callbacks=Callbacks(master))
+            sweeper = Plugins.instance().instantiate_sweeper(config=master, hydra_context=hydra_context,
+                                                             task_function=_trial_function(run_context, not slurm))
+            sweeper.sweep(arguments=list(master.hydra.overrides.task))
+        finally:
+            GlobalHydra.instance().clear()
+    return _study_summary(Path(master.hydra.sweep.dir), target, sweep, results_dir)
+
+
+def _trial_function(context: RunContext, local: bool) -> Any:
+    """The function every trial runs: its overrides (as the sweeper proposed them) through trial.run_trial,
+    whose objective goes back to the sweeper. Local workers end with their launcher (`_task_function`)."""
+    launcher = (os.getpid(), process_started(os.getpid()))
+
+    def task(cfg: DictConfig) -> float | list[float]:
+        from hydra.core.hydra_config import HydraConfig
+
+        if local and os.getpid() != launcher[0]:
+            _exit_with_launcher(*launcher)
+        return trial.run_trial(list(HydraConfig.get().overrides.task), context, here=local)
+
+    return task
+
+
+def _study_summary(sweep_dir: Path, target: str, sweep: str, results_dir: Path) -> CommandResult:
+    """The sweeper's result (`optimization_results.yaml`, which Hydra's sweepers write) and, for a stored
+    Optuna study, its trial counts."""
+    import yaml
+
+    path = sweep_dir / "optimization_results.yaml"
+    found = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    lines = [f"sweep {sweep} ({target.rsplit('.', 1)[-1]}): results in {path}"]
+    for summary in study.summaries(results_dir):
+        if summary["study"] == sweep:
+            lines.append(f"study {sweep}: {summary['trials']} trials, {summary['complete']} complete, "
+                         f"{summary['failed']} failed  (storage {study.storage_url(results_dir, sweep)})")
+    if "best_value" in found:
+        lines.append(f"best value {found['best_value']:.6g} at {found.get('best_params')}")
+    for solution in found.get("solutions", []):
+        lines.append(f"pareto: values {solution['values']} at {solution['params']}")
+    return CommandResult(lines, 0 if found.get("best_value") is not None or found.get("solutions") else 1)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,5 +1,6 @@
 """`lossbench status`: what a results folder holds, per sweep, from rows, manifests and run locks (liveness by
-heartbeat), joined for SLURM sweeps with the cluster's accounting of the sweep's jobs (`sacct` by job name)."""
+heartbeat), joined for SLURM sweeps with the cluster's accounting of the sweep's jobs (`sacct` by job name),
+and the tuning studies it keeps (trials done, best value and parameters)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from lossbench import store
+from lossbench import store, study
 from lossbench.cluster import sweep_job_states
 from lossbench.locks import describe_holder, load_markers
 from lossbench.results import load_runs
 from lossbench.statuses import UNFINISHED, RunStatus
 
-COLUMNS = ["run_id", "status", "error", "error_log", "slurm_job_id", "dataset", "backbone", "variant", "seed"]
+COLUMNS = ["run_id", "status", "error", "error_log", "slurm_job_id", "dataset", "backbone", "variant", "seed", "sweep"]
 STATES = ("done", "running", "failed", "diverged", "stopped", "pending")  # stopped: cancelled, timeout, ... by the cluster
 
 
@@ -22,11 +23,15 @@ def sweep_status(results_dir: Path) -> str:
     """A plain-text table (one line per sweep, then single runs) and the failed / diverged / stale runs."""
     runs = load_runs(results_dir, COLUMNS)
     status = dict(zip(runs.run_id, runs.status)) if not runs.empty else {}
-    markers = {m["run_id"]: m for m in load_markers(results_dir)}
+    markers = {m["run_id"]: m for m in load_markers(results_dir) if not str(m["run_id"]).startswith("study-")}
     live = {rid for rid, m in markers.items() if m["alive"] and status.get(rid) != RunStatus.COMPLETED}
     manifests = store.load_manifests(results_dir)
     in_sweeps = {rid for m in manifests for rid in m["run_ids"]}
-    single = sorted(set(status) - in_sweeps)
+    # a sampling sweeper's trials (no manifest: their runs are not known in advance), by the sweep in their rows
+    trials = {} if runs.empty else {sweep: sorted(set(group.run_id) - in_sweeps) for sweep, group in
+                                    runs[runs.sweep.notna()].groupby("sweep")}
+    trials = {sweep: ids for sweep, ids in trials.items() if ids}
+    single = sorted((set(status) | live) - in_sweeps - {rid for ids in trials.values() for rid in ids})
 
     lines = [f"{'sweep':<9} {'runs':>5} " + " ".join(f"{s:>8}" for s in STATES) + "  command"]
     for manifest in manifests:
@@ -37,6 +42,9 @@ def sweep_status(results_dir: Path) -> str:
         if jobs:  # joined with the cluster's accounting: queued, running, failed jobs of the sweep
             lines.append(f"{'':<9} SLURM jobs lossbench-{manifest['sweep']}: "
                          + ", ".join(f"{n} {state}" for state, n in sorted(jobs.items())))
+    for sweep, ids in trials.items():
+        counts = _counts(ids, status, live)
+        lines.append(f"{sweep:<9} {len(ids):>5} " + " ".join(f"{counts[s]:>8}" for s in STATES) + "  (tuning trials)")
     if single:
         counts = _counts(single, status, live)
         lines.append(f"{'-':<9} {len(single):>5} " + " ".join(f"{counts[s]:>8}" for s in STATES) + "  (single runs)")
@@ -55,6 +63,11 @@ def sweep_status(results_dir: Path) -> str:
             age = time.time() - float(marker.get("heartbeat_at", marker.get("started_at", 0.0)))
             lines.append(f"stale     {rid}  its trainer {describe_holder(marker)} is gone (last heartbeat "
                          f"{age:.0f} s ago); re-running the same command resumes it")
+    for found in study.summaries(results_dir):
+        best = "; ".join(f"{', '.join(f'{v:.4g}' for v in b['values'])} at {b['params']}" for b in found["best"])
+        lines.append(f"study {found['study']}: {found['trials']} trials ({found['complete']} complete, "
+                     f"{found['failed']} failed, {found['running']} running), "
+                     f"{'/'.join(found['directions'])}: best {best or 'none yet'}")
     return "\n".join(lines)
 
 

@@ -14,6 +14,8 @@ from lossbench import LossbenchError
 from lossbench.report.aggregate import GroupTable, aggregate, sweep_table
 from lossbench.report.catalogue import check_metric_names, columns_of, metrics_of, task_targets
 from lossbench.report.formats import FORMAT_ALIASES, WRITERS, sweep_markdown, to_markdown
+from lossbench.report.tuning import to_markdown as tuning_markdown
+from lossbench.report.tuning import tuning_tables
 from lossbench.results import load_history, load_runs
 from lossbench.schema import BLOCKS
 from lossbench.store import check_writable
@@ -104,5 +106,10 @@ def build_report(
         index += [f"\n## {metric.title} vs {x}\n", sweep]
         for ext, path in sweep_figure(stats, x, metric, out / "figures" / slug).items():
             index.append(f"- figure ({ext}): [{path.relative_to(out)}]({path.relative_to(out)})")
+    for protocol, tuned in tuning_tables(results_dir):
+        path = out / "tables" / f"tuning_{protocol['protocol']}.csv"
+        tuned.to_csv(path, index=False)
+        index += [f"\n## Tuning (protocol {protocol['protocol']})\n", tuning_markdown(protocol, tuned),
+                  f"- table (csv): [{path.relative_to(out)}]({path.relative_to(out)})"]
     (out / "index.md").write_text("\n".join(index) + "\n")
     return Report(tables, sweep)
