@@ -6,10 +6,10 @@ label smoothing eps (Szegedy et al. 2016) the target is (1 - eps) e_y + eps / K.
 
 from __future__ import annotations
 
-import numpy as np
 from collections.abc import Mapping
 from typing import Annotated, Any
 
+import numpy as np
 import torch.nn.functional as F
 from annotated_types import Interval
 from torch import Tensor

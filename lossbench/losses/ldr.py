@@ -7,9 +7,9 @@ lam -> 0 the Crammer-Singer hinge with margin c. `normalize` applies the officia
 
 from __future__ import annotations
 
-import numpy as np
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 from typing import Annotated
 
+import numpy as np
 from annotated_types import Ge
 from torch import Tensor
 
