@@ -107,7 +107,8 @@ class Trainer:
     loss itself in float32); on other devices it trains in float32 and says so. `channels_last` keeps
     image batches and convolution weights in NHWC (what cuDNN's bf16 convolutions run fastest on);
     `compile` trains through `torch.compile(model)` (evaluation stays eager: no recompilation for the
-    evaluation batch size or mode). Both change speed, not the function computed.
+    evaluation batch size or mode). Both change speed, not the function computed. A module of the model with
+    a `training_penalty()` method adds that term to the training objective (not to the logged loss).
     """
 
     def __init__(
@@ -310,6 +311,7 @@ class Trainer:
         """`n_steps` optimizer steps of `forward` (the model, or its compiled form): (summed target-weighted
         loss, summed training score, targets seen, grad norms)."""
         model.train()
+        penalties = [m.training_penalty for m in model.modules() if hasattr(m, "training_penalty")]
         losses, scores, norms, sizes = [], [], [], []  # per-step 0-dim tensors: no host sync per step
         with _progress_bar(self.progress, n_steps) as advance:
             for _ in range(n_steps):
@@ -322,7 +324,8 @@ class Trainer:
                     with self.autocast(device):
                         output = forward(inputs)
                     loss = criterion(output.float(), target, result.steps)
-                    (loss / self.grad_accum).backward()
+                    objective = loss + sum(penalty() for penalty in penalties)  # the model's own terms
+                    (objective / self.grad_accum).backward()
                     losses.append(loss.detach())
                     scores.append(task.train_score_sum(output, target))
                     sizes.append(target.shape[0])
