@@ -140,19 +140,24 @@ def report(
                                               "(e.g. loss.criterion.amplitude).")] = None,
     baseline: Annotated[str | None, typer.Option("--baseline", help="Variant every other one is compared with, "
                                           "paired by seed (default: ce).")] = None,
+    across: Annotated[str | None, typer.Option("--across", help="Also rank the variants across the values of "
+                                               "this column (e.g. dataset): mean ranks, Friedman, CD diagram.")] = None,
 ) -> None:
     """Three-way tables (performance / interpretability / sustainability) and figures from a results folder."""
     from lossbench.report import build_report
-    from lossbench.report.formats import to_markdown
+    from lossbench.report.formats import FORMAT_ALIASES, to_markdown
 
     split_list = lambda text: [t.strip() for t in text.split(",") if t.strip()]  # noqa: E731
     try:
         built = build_report(results_dir, out, split_list(group_by), split_list(metrics) if metrics else None,
-                             split_list(formats), table, x, split, baseline)
+                             split_list(formats), table, x, split, baseline, across)
     except LossbenchError as exc:
         _fail(str(exc))
-    for t in built.tables:
+    markdown = "md" in {FORMAT_ALIASES.get(f) for f in split_list(formats)}
+    for t in built.tables if markdown else ():  # the terminal shows markdown only when markdown was asked for
         typer.echo(to_markdown(t, t.metrics))
+    if built.rankings and markdown:
+        typer.echo(built.rankings)
     if built.sweep:
         typer.echo(built.sweep)
     typer.echo(f"wrote {out / 'index.md'} ({len(built.tables)} group(s): tables and figures)")

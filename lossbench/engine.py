@@ -55,7 +55,8 @@ class Trainer:
     loss itself in float32); on other devices it trains in float32 and says so. `channels_last` keeps
     image batches and convolution weights in NHWC (what cuDNN's bf16 convolutions run fastest on);
     `compile` trains through `torch.compile(model)` (evaluation stays eager: no recompilation for the
-    evaluation batch size or mode). Both change speed, not the function computed.
+    evaluation batch size or mode). Both change speed, not the function computed. A module of the model with
+    a `training_penalty()` method adds that term to the training objective (not to the logged loss).
     """
 
     def __init__(
@@ -208,6 +209,7 @@ class Trainer:
         model, criterion, optimizer, result = state.model, state.criterion, state.optimizer, state.result
         params = [p for p in model.parameters() if p.requires_grad]
         model.train()
+        penalties = [m.training_penalty for m in model.modules() if hasattr(m, "training_penalty")]
         losses, scores, norms, sizes = [], [], [], []  # per-step 0-dim tensors: no host sync per step
         t0 = time.perf_counter()
         with _progress_bar(self.progress, n_steps) as advance:
@@ -221,7 +223,8 @@ class Trainer:
                     with self.autocast(state.device):
                         output = forward(inputs)
                     loss = criterion(output.float(), target, result.steps)
-                    (loss / self.grad_accum).backward()
+                    objective = loss + sum(penalty() for penalty in penalties)  # the model's own terms
+                    (objective / self.grad_accum).backward()
                     losses.append(loss.detach())
                     scores.append(task.train_score_sum(output, target))
                     sizes.append(target.shape[0])

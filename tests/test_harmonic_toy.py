@@ -272,3 +272,74 @@ def test_toy_figures_draw_embeddings_and_prototypes_from_saved_runs(compose, tmp
     empty = subprocess.run([sys.executable, str(script), str(tmp_path / "none"), "--out", str(tmp_path / "f2")],
                            capture_output=True, text=True, check=False)
     assert empty.returncode == 2 and "no runs" in empty.stderr
+
+
+# --- the transformers as the paper trains them: embedding penalty and bias-free tied head ----------------------
+
+
+def _paper_penalty(table: np.ndarray, weight: float = 0.01) -> tuple[float, np.ndarray]:
+    """grow-crystals `customNNModule.train`: weight * mean(sqrt(mean(E ** 2, dim=0))), in float64; its gradient
+    worked out by hand: weight / d * E_ij / (V * rms_j), rms_j = sqrt(mean_i E_ij ** 2)."""
+    vocab, dims = table.shape
+    rms = np.sqrt((table**2).mean(axis=0))
+    return weight * rms.mean(), weight / dims * table / (vocab * rms)
+
+
+def _toy_transformer(*overrides: str):
+    cfg, _ = compose_run(["task=algorithmic", "dataset=lattice", "backbone=toy_transformer", *overrides])
+    splits = build(cfg, "dataset").load()
+    return cfg, splits, build_model(cfg, splits)
+
+
+@pytest.mark.parametrize("loss", [["loss=ce"], ["loss=harmonic", "distance=sqeuclidean"]])
+def test_the_transformers_embedding_penalty_and_its_gradient_are_the_papers(loss):
+    _, _, model = _toy_transformer(*loss)
+    table = model.backbone.embed.weight
+    value = model.backbone.training_penalty()
+    value.backward()
+    expected, grad = _paper_penalty(table.detach().double().numpy())
+    assert float(value.detach()) == pytest.approx(expected, rel=1e-6)
+    np.testing.assert_allclose(table.grad.double().numpy(), grad, rtol=1e-5, atol=1e-12)
+    assert table.grad.abs().sum() > 0  # tied or not, the transformer's penalty trains the table
+
+
+def test_the_penalty_is_off_at_weight_0_and_the_mlp_has_none():
+    _, _, model = _toy_transformer("loss=ce", "backbone.embed_penalty=0")
+    assert model.backbone.training_penalty() == 0.0
+    cfg, _ = compose_run(["task=algorithmic", "dataset=lattice", "backbone=toy_mlp", "loss=ce"])
+    mlp = build_model(cfg, build(cfg, "dataset").load())
+    assert not any(hasattr(m, "training_penalty") for m in mlp.modules())  # the paper's MLP penalty has no gradient
+
+
+def test_the_ce_transformers_tied_head_has_no_bias_unless_asked():
+    _, splits, model = _toy_transformer("loss=ce")
+    assert model.head.linear.bias is None and model.head.linear.weight is model.backbone.embed.weight
+    assert all(p.shape != (25,) for p in model.parameters())  # no (V,) bias among the parameters
+    model.eval()
+    x = splits.x_train[:8]
+    expected = model.backbone(x) @ model.backbone.embed.weight.T  # the paper's einsum('bh,vh->bv', h, E)
+    torch.testing.assert_close(model(x), expected)
+    _, _, with_bias = _toy_transformer("loss=ce", "backbone.head_bias=true")
+    assert with_bias.head.linear.bias is not None and with_bias.head.linear.bias.shape == (25,)
+
+
+def test_the_training_loop_adds_the_penalty_to_the_gradient():
+    """One full-batch SGD step (lr 1) with and without the penalty, from the same weights and dropout draws: the
+    tables differ by exactly the penalty's gradient at the starting weights."""
+    from lossbench.engine import Trainer
+    from lossbench.run import build_criterion
+    from lossbench.tasks.algorithmic import AlgorithmicClassification
+
+    tables = []
+    for weight in (0.0, 5.0):
+        cfg, splits, model = _toy_transformer("loss=ce", f"backbone.embed_penalty={weight}")
+        start = model.backbone.embed.weight.detach().double().numpy().copy()
+        optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+        trainer = Trainer(epochs=1, batch_size="full", checkpoint="last", progress=False)
+        torch.manual_seed(1)
+        trainer.fit(model, build_criterion(cfg), optimizer, scheduler, splits, torch.Generator().manual_seed(0),
+                    AlgorithmicClassification())
+        tables.append(model.backbone.embed.weight.detach().double().numpy())
+    _, grad = _paper_penalty(start, 5.0)
+    np.testing.assert_allclose(tables[0] - tables[1], grad, rtol=1e-3, atol=1e-6)

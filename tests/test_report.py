@@ -75,11 +75,13 @@ def test_report_writes_tables_figures_and_an_index(results, tmp_path):
     tables = {p.name for p in (out / "tables").iterdir()}
     assert {"spiral_mlp_all.md", "spiral_mlp_all.tex", "spiral_mlp_all.csv"} <= tables
     figures = sorted((out / "figures").iterdir())
-    for kind in ("pareto", "radar", "gradnorm", "test_acc"):
+    for kind in ("forest_performance", "pareto", "gradnorm", "test_acc"):
         for ext in ("png", "pdf"):
             path = out / "figures" / f"{kind}_spiral_mlp.{ext}"
             assert path in figures and path.stat().st_size > 2000
     index = (out / "index.md").read_text()
+    assert not any("radar" in p.name for p in figures)  # two variants: min-max would put every axis at rim or centre
+    assert "- radar: not drawn: 2 variant(s); a radar needs three or more" in index
     for link in re.findall(r"\]\(([^)]+)\)", index):
         assert (out / link).exists(), link
     md = (out / "tables" / "spiral_mlp_all.md").read_text()

@@ -18,7 +18,7 @@ import pandas as pd
 
 from lossbench import LossbenchError
 from lossbench.report.cells import label_cells
-from lossbench.report.stats import Comparison, Standing, against_baseline, standing
+from lossbench.report.stats import Comparison, Omnibus, Standing, against_baseline, omnibus_test, standing
 from lossbench.schema import BLOCKS, Column
 from lossbench.tasks.base import Task
 
@@ -28,8 +28,9 @@ Metric = Column
 @dataclass
 class GroupTable:
     """One (dataset, backbone, ...) group: per-variant mean, std and seed count of every metric, failure
-    counts, per-seed values (for paired statistics), comparisons against the baseline, each ranked
-    metric's standing (best, bold, ties, significance ranks) and block ranks."""
+    counts, per-seed values (for paired statistics), each metric's omnibus test over the variants,
+    comparisons against the baseline, each ranked metric's standing (best, bold, ties, mean ranks over
+    seeds) and block ranks (stats.py)."""
 
     task: type[Task]
     metrics: list[Metric]
@@ -41,9 +42,10 @@ class GroupTable:
     diverged: pd.Series
     values: dict[str, pd.DataFrame] = field(default_factory=dict)  # metric -> (seed x variant)
     baseline: str | None = None
+    omnibus: dict[str, Omnibus] = field(default_factory=dict)  # metric -> RM-ANOVA over the variants, seeds as blocks
     comparisons: dict[str, list[Comparison]] = field(default_factory=dict)  # metric -> vs baseline
     standings: dict[str, Standing] = field(default_factory=dict)  # ranked metrics only
-    ranks: pd.DataFrame = field(default_factory=pd.DataFrame)  # index: variant; columns: blocks
+    ranks: pd.DataFrame = field(default_factory=pd.DataFrame)  # index: variant; columns: blocks (mean ranks)
     energy_sources: frozenset[str] = frozenset()  # cpu/gpu/ram sources of the rows' energy
     thread_counts: frozenset[int] = frozenset()  # torch threads the rows' runs used (the `threads` column)
     countries: frozenset[str] = frozenset()  # grid intensities the emissions were computed with
@@ -128,9 +130,10 @@ def _group_table(task: type[Task], metrics: list[Metric], key: dict[str, str], g
     table.unfinished = {v: status.loc[v][status.loc[v] > 0].to_dict() for v in sorted(set(status.index) - set(n.index))}
     table.values = {m: group.groupby(["seed", "variant"])[m].mean().unstack("variant") for m in names}
     table.baseline = baseline if baseline in mean.index else None
-    if table.baseline is not None:
+    table.omnibus = {m: omnibus_test(table.values[m]) for m in names}
+    if table.baseline is not None and len(mean.index) > 1:
         table.comparisons = {m: against_baseline(table.values[m], table.baseline) for m in names}
-    table.standings = {m.name: standing(table.values[m.name], bool(m.higher_is_better))
+    table.standings = {m.name: standing(table.values[m.name], bool(m.higher_is_better), table.omnibus[m.name])
                        for m in metrics if table.ranked(m)}
     table.ranks = _block_ranks(table)
     sources = ("cpu_energy_source", "gpu_energy_source", "ram_energy_source")
@@ -141,28 +144,30 @@ def _group_table(task: type[Task], metrics: list[Metric], key: dict[str, str], g
 
 
 def _block_ranks(table: GroupTable) -> pd.DataFrame:
-    """Rank of each variant per block: the mean over the block's ranked metrics of its significance rank
-    (1 + variants significantly better), ranked again with ties sharing the lower rank (1 = best)."""
+    """Rank of each variant per block: its mean rank over seeds (1 = best; Friedman's mean rank), averaged
+    over the block's ranked metrics on which it has values. Not re-ranked: the number is the mean itself."""
     ranks = {}
     for block in BLOCKS:
-        per_metric = [pd.Series(table.standings[m.name].ranks, dtype=float) for m in table.metrics
-                      if m.block == block and m.name in table.standings and table.standings[m.name].ranks]
+        per_metric = [pd.Series(table.standings[m.name].mean_ranks, dtype=float) for m in table.metrics
+                      if m.block == block and m.name in table.standings and table.standings[m.name].mean_ranks]
         if per_metric:
-            ranks[block] = pd.concat(per_metric, axis=1).mean(axis=1).rank(method="min")
+            ranks[block] = pd.concat(per_metric, axis=1).mean(axis=1)
     return pd.DataFrame(ranks, index=table.mean.index)
 
 
 def best_variants(table: GroupTable, metric: Metric) -> set[str]:
-    """The variant shown in bold: the best mean when it is significantly better than every other variant
-    (Holm-corrected paired t-tests); none otherwise, or for metrics that are not ranked."""
+    """The variant shown in bold: the best mean when every other variant is declared significantly worse
+    (omnibus, then paired t against the best, Holm over V - 1); none otherwise, for a lone variant, or for
+    metrics that are not ranked."""
     st = table.standings.get(metric.name)
-    return {st.best} if st is not None and st.bold and st.best is not None else set()
+    return {st.best} if st is not None and st.bold and st.best is not None and st.variants > 1 else set()
 
 
 def tied_with_best(table: GroupTable, metric: Metric) -> set[str]:
-    """The best variant and the variants statistically tied with it (when the best is not bold)."""
+    """The best variant and the variants not declared worse than it (when the best is not bold); none for
+    a lone variant."""
     st = table.standings.get(metric.name)
-    if st is None or st.best is None or st.bold:
+    if st is None or st.best is None or st.bold or st.variants < 2:
         return set()
     return {st.best, *st.tied}
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from lossbench import LossbenchError
 from lossbench.report.aggregate import GroupTable, aggregate, sweep_table
 from lossbench.report.catalogue import check_metric_names, columns_of, metrics_of, task_targets
-from lossbench.report.formats import FORMAT_ALIASES, WRITERS, sweep_markdown, to_markdown
+from lossbench.report.formats import FORMAT_ALIASES, sweep_markdown, to_csv, to_markdown
+from lossbench.report.latex import to_latex
 from lossbench.report.tuning import to_markdown as tuning_markdown
 from lossbench.report.tuning import tuning_tables
 from lossbench.results import load_history, load_runs
@@ -21,13 +22,17 @@ from lossbench.schema import BLOCKS
 from lossbench.store import check_writable
 from lossbench.tasks.registry import task_class
 
+WRITERS = {"md": (to_markdown, "md"), "tex": (to_latex, "tex"), "csv": (to_csv, "csv")}
+
 
 @dataclass
 class Report:
-    """What `build_report` wrote: the group tables and, with --x, the metric-vs-config table (markdown)."""
+    """What `build_report` wrote: the group tables, with --x the metric-vs-config table (markdown), with
+    --across the rankings (markdown, as index.md shows them)."""
 
     tables: list[GroupTable]
     sweep: str | None = None
+    rankings: str | None = None
 
 
 def build_report(
@@ -40,10 +45,12 @@ def build_report(
     x: str | None = None,
     split: str | None = None,
     baseline: str | None = None,
+    across: str | None = None,
 ) -> Report:
     """Write tables (per task, group and format), figures and `index.md` under `out`; raise
     LossbenchError (one line) on bad arguments or when there is nothing to report. Every variant is
-    compared with `baseline` (default: `ce`, where a group has it), paired by seed."""
+    compared with `baseline` (default: `ce`, where a group has it), paired by seed. With `across` (a
+    column, e.g. dataset) the variants are also ranked over that column's groups (across.py)."""
     formats = formats or ["md", "tex", "csv"]
     bad = [f for f in formats if f not in FORMAT_ALIASES]
     if bad:
@@ -58,6 +65,10 @@ def build_report(
     runs = load_runs(results_dir)
     if runs.empty:
         raise LossbenchError(f"no result rows under {results_dir / 'runs'}")
+    if across:
+        if across not in runs.columns:
+            raise LossbenchError(f"--across {across}: not a column of the results (e.g. dataset, backbone, optim)")
+        group_by = [*group_by, across] if across not in group_by else group_by
     runs["task_target"] = task_targets(runs)
     tasks = {target: task_class(target) for target in sorted(runs["task_target"].unique())}
     if metric_names:
@@ -75,8 +86,11 @@ def build_report(
     if not tables:
         first = next(iter(tasks.values()))
         aggregate(runs, group_by, metrics_of(first), first)  # raises: no completed runs (with the status counts)
-    from lossbench.report.figures import group_figures, sweep_figure  # matplotlib only when figures are made
+    from lossbench.report.curves import sweep_figure  # matplotlib only when figures are made
+    from lossbench.report.figures import group_figures
+    from lossbench.report.palette import Palette, report_order
 
+    palette = Palette.of(report_order(tables, {t.task: t.task.report.headline for t in tables}))
     history = load_history(results_dir)  # read once, shared by every group's curves
     (out / "tables").mkdir(parents=True, exist_ok=True)
     index = [f"# lossbench report\n\nFrom `{results_dir}`: {len(runs)} runs "
@@ -90,10 +104,14 @@ def build_report(
             index.append(f"- table ({fmt}): [{path.relative_to(out)}]({path.relative_to(out)})")
         if "md" in (FORMAT_ALIASES[f] for f in formats):
             index.append("\n" + to_markdown(t, t.metrics))
-        for name, path in group_figures(t, history, out / "figures").items():
-            index.append(f"- {name}: [{path.relative_to(out)}]({path.relative_to(out)})")
-            if path.suffix == ".png":
-                index.append(f"\n  ![{name}]({path.relative_to(out)})\n")
+        index += figure_lines(group_figures(t, history, out / "figures", palette), out)
+    rankings = None
+    if across:
+        from lossbench.report.across import across_report
+
+        lines = across_report(tables, across, metric_names, baseline or "ce", palette, out)
+        rankings = "\n".join(lines) + "\n"
+        index += [f"\n# Ranking across {across}\n", *lines]
     sweep = None
     if x:
         first = next(iter(tasks.values()))
@@ -112,4 +130,18 @@ def build_report(
         index += [f"\n## Tuning (protocol {protocol['protocol']})\n", tuning_markdown(protocol, tuned),
                   f"- table (csv): [{path.relative_to(out)}]({path.relative_to(out)})"]
     (out / "index.md").write_text("\n".join(index) + "\n")
-    return Report(tables, sweep)
+    return Report(tables, sweep, rankings)
+
+
+def figure_lines(figures: list, out: Path) -> list[str]:
+    """index.md lines of figures: links and the PNG where drawn (with its note), else why not."""
+    lines = []
+    for f in figures:
+        if not f.paths:
+            lines.append(f"- {f.name}: {f.note}")
+            continue
+        links = ", ".join(f"[{ext}]({p.relative_to(out)})" for ext, p in f.paths.items())
+        lines.append(f"- {f.name}: {links}" + (f" ({f.note})" if f.note else ""))
+        if "png" in f.paths:
+            lines.append(f"\n  ![{f.name}]({f.paths['png'].relative_to(out)})\n")
+    return lines

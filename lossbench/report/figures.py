@@ -1,173 +1,200 @@
-"""Report figures (matplotlib, PNG + PDF), each with its uncertainty: a forest plot of every variant's
-paired difference against the baseline with 95 % CIs (the main figure), the headline metric vs energy
-with error bars (std over seeds) on both axes and the Pareto front of the means, a radar over the
-task's six paper axes (min-max normalised, each axis's range printed), and gradient-norm and
-headline-metric curves from the history table (shaded: std over seeds). Axes of modelled energy say so."""
+"""Report figures of one group (matplotlib, PNG + PDF), each with its uncertainty and built for 40
+variants: a forest plot per block of every variant's paired difference against the baseline with 95 % CIs
+(the main figure), the headline metric vs energy from the table's own means (error bars: std over seeds)
+with the Pareto front, a radar over the task's paper axes (drawn with three variants or more), and learning
+curves (curves.py). Colours come from the report's palette (palette.py); axes of modelled energy say so.
+A figure that cannot be drawn returns why, and index.md prints it.
+"""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from lossbench.report.aggregate import GroupTable, Metric, pareto_front
+from lossbench.report.catalogue import columns_of
+from lossbench.report.curves import curve_figure
+from lossbench.report.formats import blocks_of, column_exponent, significant
+from lossbench.report.palette import Palette
+from lossbench.report.plotting import Figure, legend_outside, plt, save, variant_handles
 
-from lossbench.report.aggregate import GroupTable, Metric, pareto_front  # noqa: E402
-from lossbench.report.catalogue import columns_of  # noqa: E402
-
-
-
-def _save(fig: plt.Figure, base: Path) -> dict[str, Path]:
-    base.parent.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for ext in ("png", "pdf"):
-        path = base.with_suffix(f".{ext}")
-        fig.savefig(path, dpi=150)
-        paths[ext] = path
-    plt.close(fig)
-    return paths
+ROW_INCHES = 0.16  # one variant's row in the forest plot: 11.5 pt, above its 7 pt label
+RADAR_MAX = 9  # variants drawn on a radar (the palette's coloured ones)
 
 
-def pareto_figure(table: GroupTable, base: Path) -> dict[str, Path]:
-    """The task's headline metric vs energy per run (dots) and per variant mean (labelled), with the
-    Pareto front (least energy for the best headline value)."""
-    y = columns_of(table.task)[table.task.report.headline]
-    rows = table.completed.dropna(subset=["energy_kwh", y.name])
-    if rows.empty:
-        return {}
-    by_variant = rows.groupby("variant")[["energy_kwh", y.name]]
-    means, stds = by_variant.mean(), by_variant.std(ddof=1).fillna(0.0)
-    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-    colors = dict(zip(means.index, plt.cm.tab20(np.linspace(0, 1, max(2, len(means))))))
-    for variant, group in rows.groupby("variant"):
-        ax.scatter(group.energy_kwh, group[y.name], s=10, alpha=0.3, color=colors[variant])
-    for variant, point in means.iterrows():
-        ax.errorbar(point.energy_kwh, point[y.name], xerr=stds.at[variant, "energy_kwh"], yerr=stds.at[variant, y.name],
-                    fmt="o", ms=6, color=colors[variant], mec="black", capsize=3, zorder=3)
-        ax.annotate(variant, (point.energy_kwh, point[y.name]), fontsize=7, xytext=(4, 3), textcoords="offset points")
-    sign = 1.0 if y.higher_is_better else -1.0
-    front = pareto_front(means.assign(score=sign * means[y.name]), "energy_kwh", "score")
-    ax.step(front.energy_kwh, front[y.name], where="post", color="black", lw=1, label="Pareto front (means)")
-    ax.set(xscale="log", xlabel=f"energy per run (kWh{', modelled' if table.modelled_energy else ''}); "
-           "bars: std over seeds", ylabel=y.title, title=table.title)
-    ax.legend(loc="best", fontsize=8)
-    return _save(fig, base)
+def _scaled(metric: Metric, exponent: int) -> str:
+    scale = f"10^{exponent} " if exponent else ""
+    unit = f"{scale}{metric.unit or ''}".strip()
+    return f" [{unit}]" if unit else ""
 
 
-def radar_figure(table: GroupTable, base: Path) -> dict[str, Path]:
-    """Each variant over the task's six paper axes, min-max normalised across variants; 'lower is
-    better' axes flipped, axes without a direction (effective rank) left as they are and labelled so."""
-    axes = [a for a in table.task.report.radar if a in table.mean and table.mean[a].notna().any()]
-    if len(axes) < 3:
-        return {}
-    values = table.mean[axes].astype(float)
-    lo, hi = values.min(), values.max()
-    catalogue = columns_of(table.task)
-    norm = ((values - lo) / (hi - lo).replace(0, np.nan)).fillna(1.0)
-    for a in axes:
-        if catalogue[a].higher_is_better is False:
-            norm[a] = 1.0 - norm[a]
-    angles = np.linspace(0, 2 * np.pi, len(axes), endpoint=False).tolist()
-    fig = plt.figure(figsize=(5.5, 5.5), layout="constrained")
-    ax = fig.add_subplot(projection="polar")
-    for variant, row in norm.iterrows():
-        vals = row.tolist()
-        ax.plot(angles + angles[:1], vals + vals[:1], lw=1.2, label=variant)
-        ax.fill(angles + angles[:1], vals + vals[:1], alpha=0.1)
-    suffix = {True: "", False: " (inv.)", None: " (no direction)"}
-    def label(a: str) -> str:
-        name = catalogue[a].title + suffix[catalogue[a].higher_is_better]
-        if catalogue[a].energy_derived and table.modelled_energy:
-            name += " (modelled)"
-        return f"{name}\n[{lo[a]:.3g} .. {hi[a]:.3g}]"
-
-    ax.set_xticks(angles, [label(a) for a in axes], fontsize=7)
-    ax.set_yticks([0.25, 0.5, 0.75, 1.0], [], fontsize=6)
-    ax.set_title(f"{table.title}\nmin-max normalised per axis across variants; [min .. max] of the means",
-                 fontsize=8)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=7)
-    return _save(fig, base)
-
-
-def curve_figure(table: GroupTable, history: pd.DataFrame, column: str, label: str, base: Path) -> dict[str, Path]:
-    """`column` from the history over epochs (steps for language models), averaged over seeds per
-    variant (shaded: ± std)."""
-    x = table.task.report.curve_x
-    if history.empty or column not in history:
-        return {}
-    rows = table.completed[["run_id", "variant"]]
-    curves = history.merge(rows, on="run_id")
-    if curves.empty:
-        return {}
-    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-    for variant, group in curves.groupby("variant"):
-        stats = group.groupby(x)[column].agg(["mean", "std"])
-        ax.plot(stats.index, stats["mean"], lw=1.2, label=variant)
-        ax.fill_between(stats.index, stats["mean"] - stats["std"].fillna(0), stats["mean"] + stats["std"].fillna(0), alpha=0.15)
-    ax.set(xlabel=x, ylabel=label, title=table.title)
-    ax.legend(fontsize=7)
-    return _save(fig, base)
-
-
-def sweep_figure(stats: pd.DataFrame, x: str, metric: Metric, base: Path) -> dict[str, Path]:
-    """`metric` against the values of a config path, one line per variant, error bars = std over seeds."""
-    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-    xs = list(dict.fromkeys(stats.index.get_level_values("x")))
-    for variant in dict.fromkeys(stats.index.get_level_values("variant")):
-        rows = stats.loc[variant].reindex(xs)
-        ax.errorbar(range(len(xs)), rows["mean"], yerr=rows["std"].fillna(0), marker="o", capsize=3, label=variant)
-    ax.set_xticks(range(len(xs)), xs)
-    ax.set(xlabel=x, ylabel=metric.title, title=f"{metric.title} vs {x} (mean ± std over seeds)")
-    ax.legend(fontsize=8)
-    return _save(fig, base)
-
-
-def forest_figure(table: GroupTable, base: Path) -> dict[str, Path]:
-    """Difference against the baseline with its 95 % CI (paired t), one panel per ranked metric, one row
-    per variant; filled markers where the Holm-corrected paired t-test gives p < 0.05."""
-    metrics = [m for m in table.metrics if table.ranked(m) and any(c.n for c in table.comparisons.get(m.name, []))]
+def forest_figure(table: GroupTable, block: str, metrics: list[Metric], base: Path) -> Figure:
+    """Difference against the baseline with its 95 % CI (paired t), one panel per ranked metric of the block,
+    one row per variant; filled where declared significant (omnibus, then Holm over the V - 1)."""
+    name = f"{block}: differences vs {table.baseline} (forest plot, 95 % CI)"
+    metrics = [m for m in metrics if table.ranked(m) and any(c.n for c in table.comparisons.get(m.name, []))]
     if table.baseline is None or not metrics:
-        return {}
+        reason = "the baseline is not in this group" if table.baseline is None else "no other variant to compare"
+        return Figure(name, note=f"not drawn: {reason}")
     variants = [c.variant for c in table.comparisons[metrics[0].name]]
-    cols = min(4, len(metrics))
+    cols = min(6, len(metrics))
     rows_n = -(-len(metrics) // cols)
-    fig, axes = plt.subplots(rows_n, cols, figsize=(3.1 * cols, 0.45 * len(variants) * rows_n + 1.4),
-                             layout="constrained", squeeze=False, sharey=True)
+    row = min(ROW_INCHES, 10.0 / (len(variants) * rows_n))
+    label_pt = min(7.0, row * 72 * 0.7)
+    longest = max(len(v) for v in variants)
+    width = max(5.0, 1.9 * cols + 0.055 * label_pt * longest)
+    title = (f"{table.title} - {block}: difference vs {table.baseline}, paired by seed; 95 % CI of the paired t-test; "
+             "filled: declared significant (repeated-measures ANOVA over the variants, then paired t Holm-corrected "
+             f"over the {len(variants)} comparisons with {table.baseline}, p < 0.05)")
+    title = textwrap.fill(title, int(width * 15))
+    height = rows_n * (row * len(variants) + 1.2) + 0.17 * (title.count("\n") + 1)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(width, height), layout="constrained", squeeze=False, sharey=True)
     for ax, m in zip(axes.flat, metrics):
-        for y, c in enumerate(table.comparisons[m.name]):
-            significant = c.p_t_holm < 0.05
-            ax.errorbar(c.mean_diff, y, xerr=[[c.mean_diff - c.ci_low], [c.ci_high - c.mean_diff]] if np.isfinite(c.ci_low)
-                        else None, fmt="o", color="C0" if significant else "0.45", mfc="C0" if significant else "white",
-                        capsize=3)
+        exp = column_exponent(table.mean[m.name])
+        found = table.comparisons[m.name]
+        diff = np.array([c.mean_diff for c in found]) / 10 ** exp
+        low = np.array([c.mean_diff - c.ci_low for c in found]) / 10 ** exp
+        high = np.array([c.ci_high - c.mean_diff for c in found]) / 10 ** exp
+        filled = np.array([significant(table, m, c) for c in found], dtype=bool)
+        rows = np.arange(len(found))
+        for chosen, colour, face in ((filled, "C0", "C0"), (~filled, "0.45", "white")):  # one artist per style
+            if chosen.any():
+                ax.errorbar(diff[chosen], rows[chosen], xerr=np.nan_to_num([low[chosen], high[chosen]]), fmt="o",
+                            ms=3.5,
+                            color=colour, mfc=face, capsize=2, lw=0.9)
         ax.axvline(0.0, color="black", lw=0.8)
         better = {True: "→ better", False: "← better"}[bool(m.higher_is_better)]
         modelled = " (modelled)" if m.energy_derived and table.modelled_energy else ""
         ax.set_title(f"{m.title}{modelled}\n{better}", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+        ax.set_xlabel(f"Δ vs {table.baseline}{_scaled(m, exp)}", fontsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=3))
+        ax.tick_params(axis="x", labelsize=7)
+        ax.tick_params(axis="y", labelsize=label_pt)
     for ax in axes.flat[len(metrics):]:
         ax.set_visible(False)
-    axes[0, 0].set_yticks(range(len(variants)), variants, fontsize=7)
-    axes[0, 0].invert_yaxis()
-    fig.suptitle(f"{table.title}: difference vs {table.baseline} (paired by seed, 95 % CI of the paired t-test; "
-                 "filled: Holm-corrected p < 0.05)", fontsize=8)
-    return _save(fig, base)
+    axes[0, 0].set_yticks(range(len(variants)), variants)
+    axes[0, 0].set_ylim(len(variants) - 0.5, -0.5)
+    fig.suptitle(title, fontsize=8)
+    return Figure(name, save(fig, base))
 
 
-def group_figures(table: GroupTable, history: pd.DataFrame, out: Path) -> dict[str, Path]:
-    """All figures of one group; returns {description: path} for PNG and PDF files."""
+def pareto_figure(table: GroupTable, palette: Palette, base: Path) -> Figure:
+    """The headline metric vs energy per run, from the table's cells: each variant's point is the table's
+    mean of both (error bars: the table's std), the runs as faint dots, the Pareto front of the means.
+    Variants without energy, or with energy from fewer seeds than the headline, are named in the note."""
+    y = columns_of(table.task)[table.task.report.headline]
+    name = f"Pareto front ({y.title} vs energy)"
+    energy = columns_of(table.task)["energy_kwh"]
+    absent = [m.title for m in (y, energy) if m.name not in table.mean]
+    if absent:
+        return Figure(name, note=f"not drawn: {' and '.join(absent)} not among the reported metrics (--metrics)")
+    means, stds = table.mean[["energy_kwh", y.name]], table.std[["energy_kwh", y.name]].fillna(0.0)
+    drawn = means.dropna()
+    if drawn.empty:
+        return Figure(name, note="not drawn: no run in this group tracked energy (tracker=off or a tracker that failed)")
+    counts = table.completed.groupby("variant")[["energy_kwh", y.name]].count()
+    missing = [v for v in means.index if v not in drawn.index]
+    partial = [f"{v} ({counts.at[v, 'energy_kwh']} of {counts.at[v, y.name]} seeds)" for v in drawn.index
+               if counts.at[v, "energy_kwh"] < counts.at[v, y.name]]
+    notes = ([f"no energy for {', '.join(missing)}"] if missing else []) + (
+        [f"energy from fewer seeds than {y.title}: {', '.join(partial)}"] if partial else [])
+    exp = column_exponent(drawn["energy_kwh"])
+    scale = 10.0 ** exp
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
+    runs = table.completed.dropna(subset=["energy_kwh", y.name])
+    order = sorted(drawn.index, key=palette.highlighted)  # grey first, coloured on top
+    colours = [palette.colour(v) for v in order]
+    ax.scatter(runs.energy_kwh / scale, runs[y.name], s=8, alpha=0.3, lw=0,
+               c=[palette.colour(v) for v in runs.variant])
+    x, yy = drawn.loc[order, "energy_kwh"] / scale, drawn.loc[order, y.name]
+    spread = stds.loc[order, "energy_kwh"] / scale
+    ax.hlines(yy, x - spread, x + spread, colors=colours, lw=1)
+    ax.vlines(x, yy - stds.loc[order, y.name], yy + stds.loc[order, y.name], colors=colours, lw=1)
+    ax.scatter(x, yy, s=28, c=colours, edgecolors="black", linewidths=0.5, zorder=3)
+    sign = 1.0 if y.higher_is_better else -1.0
+    front = pareto_front(drawn.assign(score=sign * drawn[y.name]), "energy_kwh", "score")
+    ax.step(front.energy_kwh / scale, front[y.name], where="post", color="black", lw=1)
+    scale_text = f"10^{exp} " if exp else ""
+    modelled = ", modelled" if table.modelled_energy else ""
+    ax.set(xlabel=f"{energy.label or energy.name} [{scale_text}{energy.unit}{modelled}]; bars: std over seeds",
+           ylabel=y.title,
+           title=table.title)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+    handles = variant_handles(list(drawn.index), palette, marker="o")
+    handles.append(plt.Line2D([], [], color="black", lw=1, label="Pareto front (means)"))
+    legend_outside(fig, handles)
+    return Figure(name, save(fig, base), "; ".join(notes))
+
+
+def radar_figure(table: GroupTable, palette: Palette, base: Path) -> Figure:
+    """The coloured variants (at most nine) over the task's radar axes that every drawn variant has, min-max
+    normalised across them; 'lower is better' axes flipped; an axis on which all are equal sits at 0.5.
+    Drawn only with three variants or more: with fewer, min-max puts every axis at its rim or centre."""
+    catalogue = columns_of(table.task)
+    variants = [v for v in palette.ordered(list(table.mean.index)) if palette.highlighted(v)][:RADAR_MAX]
+    wanted = list(table.task.report.radar)
+    axes = [a for a in wanted if a in table.mean and table.mean.loc[variants, a].notna().all()]
+    dropped = [catalogue[a].title for a in wanted if a not in axes]
+    name = f"radar ({len(axes)} axes: {', '.join(catalogue[a].title for a in axes)})"
+    if len(variants) < 3:
+        shown = f"{len(variants)} coloured of {len(table.mean.index)}" if len(table.mean.index) > len(variants) else (
+            str(len(variants)))
+        return Figure("radar", note=f"not drawn: {shown} variant(s); a radar needs three or more")
+    if len(axes) < 3:
+        return Figure("radar", note=f"not drawn: fewer than three axes with values for every variant "
+                                    f"(no value: {', '.join(dropped)})")
+    values = table.mean.loc[variants, axes].astype(float)
+    lo, hi = values.min(), values.max()
+    span = (hi - lo).where(hi > lo)
+    norm = ((values - lo) / span).fillna(0.5)  # an axis without spread: every variant in the middle
+    for a in axes:
+        if catalogue[a].higher_is_better is False:
+            norm[a] = 1.0 - norm[a]
+    angles = np.linspace(0, 2 * np.pi, len(axes), endpoint=False).tolist()
+    fig = plt.figure(figsize=(9.5, 6.4))  # placed by hand: constrained layout misjudges polar tick labels
+    ax = fig.add_axes((0.16, 0.12, 0.45, 0.45 * 9.5 / 6.4), projection="polar")
+    for v, row in norm.iterrows():
+        vals = row.tolist()
+        ax.plot(angles + angles[:1], vals + vals[:1], lw=1.2, color=palette.colour(v))
+        ax.fill(angles + angles[:1], vals + vals[:1], alpha=0.08, color=palette.colour(v))
+    suffix = {True: "", False: " (inv.)", None: " (no direction)"}
+
+    def label(a: str) -> str:
+        text = catalogue[a].title + suffix[catalogue[a].higher_is_better]
+        if catalogue[a].energy_derived and table.modelled_energy:
+            text += " (modelled)"
+        return f"{text}\n[{lo[a]:.3g} .. {hi[a]:.3g}]" if pd.notna(span[a]) else f"{text}\n(all {lo[a]:.3g})"
+
+    ax.set_xticks(angles, [label(a) for a in axes], fontsize=7)
+    ax.tick_params(axis="x", pad=14)  # labels off the rim, clear of the polygons
+    for text, angle in zip(ax.get_xticklabels(), angles):  # left half right-aligned, right half left-aligned
+        cos = np.cos(angle)
+        text.set_horizontalalignment("center" if abs(cos) < 0.3 else ("left" if cos > 0 else "right"))
+    ax.set_yticks([0.25, 0.5, 0.75, 1.0], [], fontsize=6)
+    ax.set_ylim(0, 1)
+    fig.suptitle(f"{table.title}\nmin-max normalised per axis across the drawn variants; [min .. max] of the means",
+                 fontsize=8, x=0.385)
+    fig.legend(handles=variant_handles(variants, palette), loc="upper right", fontsize=7, frameon=False)
+    others = len(table.mean.index) - len(variants)
+    notes = ([f"not drawn: {others} grey variant(s) (see the tables)"] if others else []) + (
+        [f"axes without a value for every variant: {', '.join(dropped)}"] if dropped else [])
+    return Figure(name, save(fig, base), "; ".join(notes))
+
+
+def group_figures(table: GroupTable, history: pd.DataFrame, out: Path, palette: Palette) -> list[Figure]:
+    """Every figure of one group, drawn or with the reason it is not."""
     view = table.task.report
     headline = columns_of(table.task)[view.headline]
-    made = {
-        f"differences vs {table.baseline} (forest plot, 95 % CI)": forest_figure(table, out / f"forest_{table.slug}"),
-        f"Pareto front ({headline.title} vs energy)": pareto_figure(table, out / f"pareto_{table.slug}"),
-        "radar (six paper axes)": radar_figure(table, out / f"radar_{table.slug}"),
-        "gradient norm over training": curve_figure(table, history, "grad_norm_mean", "mean grad-norm",
-                                                    out / f"gradnorm_{table.slug}"),
-        f"{headline.title} over training": curve_figure(table, history, view.headline, headline.title,
-                                                        out / f"{view.headline}_{table.slug}"),
-    }
-    return {f"{name} ({ext})": path for name, paths in made.items() for ext, path in paths.items()}
+    figures = [forest_figure(table, block, ms, out / f"forest_{block.lower()}_{table.slug}")
+               for block, ms in blocks_of(table.metrics)]
+    figures += [pareto_figure(table, palette, out / f"pareto_{table.slug}"),
+                radar_figure(table, palette, out / f"radar_{table.slug}"),
+                curve_figure(table, history, "grad_norm_mean", "mean grad-norm", out / f"gradnorm_{table.slug}",
+                             palette),
+                curve_figure(table, history, view.headline, headline.title, out / f"{view.headline}_{table.slug}",
+                             palette)]
+    return figures

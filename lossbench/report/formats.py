@@ -1,9 +1,10 @@
-"""Table formats of a group: markdown, booktabs LaTeX and CSV, each with the Performance /
+"""Table formats of a group: markdown and CSV here, booktabs LaTeX in latex.py; each with the Performance /
 Interpretability / Sustainability blocks as separate tables and the paired comparison against the
 baseline; and the markdown of a metric-vs-config table. Rounding happens here and nowhere else.
 
 Numbers: mean and std are rounded to the same decimal place, set by two significant digits of the std
 (three of the mean when there is no spread); each column has one power-of-ten scale, shown in its header.
+p-values as papers print them: two significant digits, `< 0.001` below that.
 """
 
 from __future__ import annotations
@@ -14,11 +15,23 @@ import re
 import pandas as pd
 
 from lossbench.report.aggregate import GroupTable, Metric, best_variants, tied_with_best
-from lossbench.report.stats import ALPHA, Comparison
+from lossbench.report.stats import ALPHA, MAX_SEEDS, Comparison, declared
 from lossbench.schema import BLOCKS
 
 TIE = "†"
 NOT_APPLICABLE = "n/a"
+MARKS = (f"Per metric, seeds as blocks: a repeated-measures ANOVA over the variants (row 'ANOVA p'); post-hoc "
+         f"comparisons are declared only where it rejects (p < {ALPHA}; with two variants, directly). Family of the "
+         f"marks: every variant against the best mean, paired t-test by seed, Holm-corrected over the V - 1 "
+         f"comparisons, p < {ALPHA}. Bold: the best mean, declared better than every other variant. {TIE}: no variant "
+         f"is declared best; the best mean and every variant not declared worse than it. Rank: the variant's rank on "
+         f"each seed (1 = best, ties averaged), averaged over seeds (Friedman's mean rank) and over the block's "
+         f"ranked metrics.")
+FAMILY = ("paired by seed; 95 % CI of the paired t-test; p-values of the paired t-test and of the exact Wilcoxon "
+          "signed-rank test, Holm-corrected over the {k} comparisons with {baseline} (this table's family; the "
+          "forest plot uses the same); bold difference: declared significant (the repeated-measures ANOVA over the "
+          f"group's variants rejects at p < {ALPHA}, then the paired t-test's Holm p < {ALPHA}); seeds a paired "
+          f"t-test needs to detect the observed difference with 80 % power (> {MAX_SEEDS}: more than {MAX_SEEDS}).")
 
 
 def column_exponent(values: pd.Series) -> int:
@@ -61,28 +74,60 @@ def header(metric: Metric, exponent: int, latex: bool) -> str:
     return f"{title} [{latex_escape(unit) if latex and not scale else unit}]" if unit else title
 
 
-def _cell(table: GroupTable, variant: str, metric: Metric, exponent: int, latex: bool) -> str:
+def mark(table: GroupTable, variant: str, metric: Metric) -> str | None:
+    """"bold", "tie" or None: the mark of one cell (stats.Standing)."""
+    if variant in best_variants(table, metric):
+        return "bold"
+    return "tie" if variant in tied_with_best(table, metric) else None
+
+
+def _cell(table: GroupTable, variant: str, metric: Metric, exponent: int) -> str:
     mean, std = table.mean.at[variant, metric.name], table.std.at[variant, metric.name]
     if pd.isna(mean):
         return NOT_APPLICABLE if metric.distance_heads_only else "–"
     m, s = mean_std(float(mean), float(std), exponent)
-    text = f"{m} \\pm {s}" if latex and s is not None else (f"{m} ± {s}" if s is not None else m)
-    if variant in best_variants(table, metric):
-        text = rf"\mathbf{{{text}}}" if latex else f"**{text}**"
-    elif variant in tied_with_best(table, metric):
-        text = f"{text}^{{\\dagger}}" if latex else f"{text} {TIE}"
-    return f"${text}$" if latex else text
+    text = f"{m} ± {s}" if s is not None else m
+    return {"bold": f"**{text}**", "tie": f"{text} {TIE}", None: text}[mark(table, variant, metric)]
+
+
+def p_text(value: float) -> str:
+    """A p-value as papers print it: `< 0.001`, else two significant digits; `–` when undefined."""
+    if not math.isfinite(value):
+        return "–"
+    return "< 0.001" if value < 1e-3 else f"{value:.2g}"
+
+
+def p_equals(value: float) -> str:
+    """`p = 0.034`, `p < 0.001` or `p undefined`."""
+    text = p_text(value)
+    return "p undefined" if text == "–" else (f"p {text}" if text.startswith("<") else f"p = {text}")
+
+
+def seeds_text(c: Comparison) -> str:
+    """Seeds needed for 80 % power: `–` undefined, `> 100` beyond the search's cap."""
+    if math.isnan(c.seeds_needed):
+        return "–"
+    return f"> {MAX_SEEDS}" if math.isinf(c.seeds_needed) else f"{c.seeds_needed:.0f}"
+
+
+def omnibus_text(table: GroupTable, metric: Metric) -> str:
+    """ANOVA p of a ranked metric (`–`: not ranked, or two variants: no omnibus test)."""
+    test = table.omnibus.get(metric.name)
+    return p_text(test.p) if test is not None and table.ranked(metric) and test.k > 2 else "–"
+
+
+def rank_text(table: GroupTable, variant: str, block: str) -> str | None:
+    value = table.ranks.at[variant, block] if block in table.ranks else math.nan
+    return None if pd.isna(value) else f"{value:.1f}"
 
 
 def caption(table: GroupTable, block: str | None = None) -> str:
     """What the numbers and marks mean (plain text; LaTeX escapes it)."""
     not_ranked = [m.label or m.name for m in table.metrics if m.higher_is_better is not None and not table.ranked(m)]
-    parts = [f"{table.title}{' - ' + block if block else ''}: mean ± std over the seeds of each cell (n = completed "
-             f"runs; a cell's runs differ only by seed). "
-             f"Bold: the best mean, significantly better than every other variant (paired t-tests by seed, "
-             f"Holm-corrected, p < {ALPHA}). {TIE}: no variant is significantly best; the best mean and every "
-             f"variant statistically tied with it. Rank: mean over the block's ranked metrics of 1 + the number "
-             f"of variants significantly better (ties share a rank)."]
+    parts = [(f"{table.title}{' - ' + block if block else ''}: mean ± std over the seeds of each cell (n = completed "
+              "runs; a cell's runs differ only by seed).")]
+    if len(table.mean.index) > 1:
+        parts.append(MARKS)
     if table.split:
         names = "; ".join(f"{v}: {', '.join(labels)}" for v, labels in sorted(table.split.items()))
         parts.append(f"Rows labelled 'variant (key=value)' are separate cells of one variant, whose configs differ in "
@@ -117,36 +162,34 @@ def blocks_of(metrics: list[Metric]) -> list[tuple[str, list[Metric]]]:
 
 
 def to_markdown(table: GroupTable, metrics: list[Metric]) -> str:
-    """One markdown table per block, then the comparison against the baseline."""
+    """One markdown table per block (last row: the omnibus ANOVA p per ranked metric), then the comparison against
+    the baseline."""
     lines = [f"**{table.title}**", "", caption(table), ""]
+    several = len(table.mean.index) > 1
     for block, ms in blocks_of(metrics):
         exps = {m.name: column_exponent(table.mean[m.name]) for m in ms}
         head = ["variant", "n"] + [header(m, exps[m.name], False) for m in ms] + ["rank", "failed", "diverged"]
         lines += [f"*{block}*", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for v in table.mean.index:
-            rank = f"{table.ranks.at[v, block]:.0f}" if block in table.ranks and pd.notna(table.ranks.at[v, block]) else "–"
-            cells = [v, str(table.n[v])] + [_cell(table, v, m, exps[m.name], False) for m in ms]
-            lines.append("| " + " | ".join(cells + [rank, str(table.failed[v]), str(table.diverged[v])]) + " |")
+            cells = [v, str(table.n[v])] + [_cell(table, v, m, exps[m.name]) for m in ms]
+            lines.append("| " + " | ".join(cells + [rank_text(table, v, block) or "–", str(table.failed[v]),
+                                                    str(table.diverged[v])]) + " |")
+        if several and any(omnibus_text(table, m) != "–" for m in ms):
+            lines.append("| ANOVA p | | " + " | ".join(omnibus_text(table, m) for m in ms) + " | | | |")
         lines.append("")
     lines += comparison_markdown(table, metrics)
     return "\n".join(lines) + "\n"
 
 
-def _p(value: float) -> str:
-    if not math.isfinite(value):
-        return "–"
-    return f"{value:.2g}" if value >= 1e-3 else f"{value:.1e}"
-
-
-def _delta(c: Comparison, exponent: int) -> tuple[str, str]:
-    """(difference, [low, high]) at one decimal place set by two significant digits of the CI half-width."""
+def delta(c: Comparison, exponent: int) -> tuple[str, str, str]:
+    """(difference, CI low, CI high) at one decimal place set by two significant digits of the CI half-width."""
     scale = 10.0 ** exponent
     half = (c.ci_high - c.ci_low) / 2 / scale if math.isfinite(c.ci_high - c.ci_low) else math.nan
     places = decimals(c.mean_diff / scale, half)
     if not math.isfinite(half):
-        return number(c.mean_diff / scale, places), "–"
-    return (f"{c.mean_diff / scale:+.{max(places, 0)}f}",
-            f"[{number(c.ci_low / scale, places)}, {number(c.ci_high / scale, places)}]")
+        return number(c.mean_diff / scale, places), "", ""
+    return (f"{c.mean_diff / scale:+.{max(places, 0)}f}", number(c.ci_low / scale, places),
+            number(c.ci_high / scale, places))
 
 
 def comparison_rows(table: GroupTable, metrics: list[Metric]) -> list[tuple[Metric, Comparison, int]]:
@@ -155,80 +198,71 @@ def comparison_rows(table: GroupTable, metrics: list[Metric]) -> list[tuple[Metr
             if c.n > 0]
 
 
+def significant(table: GroupTable, metric: Metric, c: Comparison) -> bool:
+    """Declared different from the baseline: the group's omnibus test, then Holm over the V - 1 (stats.py)."""
+    return declared(c, table.omnibus[metric.name])
+
+
+def family_note(table: GroupTable) -> str:
+    k = len(next(iter(table.comparisons.values()), []))
+    return FAMILY.format(k=f"V - 1 = {k}", baseline=table.baseline)
+
+
 def comparison_markdown(table: GroupTable, metrics: list[Metric]) -> list[str]:
     if table.baseline is None:
         return ["*No comparison: the baseline variant is not in this group.*", ""]
-    lines = [f"*Difference against {table.baseline}* — paired by seed; 95 % CI of the paired t-test; p-values of "
-             "the paired t-test and the exact Wilcoxon signed-rank test, Holm-corrected across the variants; "
-             "seeds a paired t-test needs to detect this difference with 80 % power.", "",
+    rows = comparison_rows(table, metrics)
+    if not rows:
+        return [f"*No comparison: {table.baseline} is the only variant.*", ""] if len(table.mean.index) < 2 else []
+    lines = [f"*Difference against {table.baseline}* — {family_note(table)}", "",
              "| metric | variant | pairs | Δ | 95 % CI | p (t, Holm) | p (Wilcoxon, Holm) | seeds for 80 % power |",
              "|---|---|---|---|---|---|---|---|"]
-    for m, c, exp in comparison_rows(table, metrics):
-        delta, ci = _delta(c, exp)
-        seeds = "–" if math.isnan(c.seeds_needed) else ("> 10000" if math.isinf(c.seeds_needed) else f"{c.seeds_needed:.0f}")
-        lines.append(f"| {header(m, exp, False)} | {c.variant} | {c.n} | {delta} | {ci} | {_p(c.p_t_holm)} | "
-                     f"{_p(c.p_wilcoxon_holm)} | {seeds} |")
+    for m, c, exp in rows:
+        d, low, high = delta(c, exp)
+        d = f"**{d}**" if significant(table, m, c) else d
+        lines.append(f"| {header(m, exp, False)} | {c.variant} | {c.n} | {d} | {f'[{low}, {high}]' if low else '–'} | "
+                     f"{p_text(c.p_t_holm)} | {p_text(c.p_wilcoxon_holm)} | {seeds_text(c)} |")
     return lines + [""]
 
 
 def latex_escape(text: str) -> str:
-    """Escape LaTeX's special characters (pandas' Styler leaves `_` in headers unescaped)."""
+    """Escape LaTeX's special characters (pandas' Styler leaves `_` in headers unescaped) and write the
+    non-ASCII signs the report uses as commands, so the output is ASCII and needs no font encoding
+    (OT1 prints `<` as an inverted exclamation mark: it goes to math)."""
     text = re.sub(r"([_%&#$])", r"\\\1", text).replace("~", r"\textasciitilde{}").replace("^", r"\^{}")
-    return text.replace("±", r"$\pm$").replace(TIE, r"$^\dagger$").replace("≈", r"$\approx$")
+    for sign, command in SIGNS.items():
+        text = text.replace(sign, command)
+    return text
 
 
-def _fit(tabular: list[str]) -> list[str]:
-    """Scale a tabular down to the text width when it is wider (never up): graphicx's \\resizebox."""
-    return [r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%", *tabular, "}"]
-
-
-def to_latex(table: GroupTable, metrics: list[Metric]) -> str:
-    """One booktabs table per block (fitted to the text width), then the comparison table. Needs the
-    booktabs and graphicx packages."""
-    out = []
-    for block, ms in blocks_of(metrics):
-        exps = {m.name: column_exponent(table.mean[m.name]) for m in ms}
-        tabular = [r"\begin{tabular}{l r " + "c" * len(ms) + " r r r}", r"\toprule",
-                   "Variant & $n$ & " + " & ".join(header(m, exps[m.name], True) for m in ms)
-                   + r" & Rank & Failed & Diverged \\", r"\midrule"]
-        for v in table.mean.index:
-            rank = f"{table.ranks.at[v, block]:.0f}" if block in table.ranks and pd.notna(table.ranks.at[v, block]) else "--"
-            cells = [latex_escape(v), str(table.n[v])] + [_cell(table, v, m, exps[m.name], True) for m in ms]
-            tabular.append(" & ".join(cells + [rank, str(table.failed[v]), str(table.diverged[v])]) + r" \\")
-        tabular += [r"\bottomrule", r"\end{tabular}"]
-        out += [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(caption(table, block))}}}",
-                rf"\label{{tab:{table.slug}-{block.lower()}}}", *_fit(tabular), r"\end{table}", ""]
-    if table.baseline is not None and table.comparisons:
-        tabular = [r"\begin{tabular}{l l r r c r r r}", r"\toprule",
-                   r"Metric & Variant & Pairs & $\Delta$ & 95\,\% CI & $p_t$ (Holm) & $p_W$ (Holm) & Seeds \\",
-                   r"\midrule"]
-        for m, c, exp in comparison_rows(table, metrics):
-            delta, ci = _delta(c, exp)
-            seeds = "--" if math.isnan(c.seeds_needed) else ("$>10^4$" if math.isinf(c.seeds_needed) else f"{c.seeds_needed:.0f}")
-            tabular.append(" & ".join([header(m, exp, True), latex_escape(c.variant), str(c.n), f"${delta}$",
-                                       f"${ci}$" if ci != "–" else "--", _p(c.p_t_holm).replace("–", "--"),
-                                       _p(c.p_wilcoxon_holm).replace("–", "--"), seeds]) + r" \\")
-        tabular += [r"\bottomrule", r"\end{tabular}"]
-        note = (f"{table.title}: difference against {table.baseline}, paired by seed. 95 % CI of the paired t-test; "
-                "p-values of the paired t-test and the exact Wilcoxon signed-rank test, Holm-corrected across the "
-                "variants; seeds a paired t-test needs for 80 % power at the observed difference.")
-        out += [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(note)}}}",
-                rf"\label{{tab:{table.slug}-vs-{re.sub(r'[^A-Za-z0-9]+', '-', table.baseline)}}}", *_fit(tabular),
-                r"\end{table}", ""]
-    return "\n".join(out)
+SIGNS = {"<": "$<$", ">": "$>$", "±": r"$\pm$", TIE: r"$^\dagger$", "≈": r"$\approx$", "–": "--", "—": "---",
+         "Δ": r"$\Delta$", "×": r"$\times$", "≥": r"$\geq$", "≤": r"$\leq$", "’": "'", "²": "$^2$", "µ": r"$\mu$"}
 
 
 def to_csv(table: GroupTable, metrics: list[Metric]) -> str:
-    """Full precision: per variant, mean, std and (against the baseline) the paired statistics."""
+    """Full precision: per variant, mean, std, mean rank, the omnibus test, the vs-best p-value and (against
+    the baseline) the paired statistics with whether the difference is declared significant."""
     columns: dict[str, pd.Series] = {k: pd.Series(v, index=table.mean.index) for k, v in table.key.items()}
     columns.update(n=table.n, failed=table.failed, diverged=table.diverged)
     fields = ("n", "mean_diff", "ci_low", "ci_high", "p_t", "p_wilcoxon", "p_t_holm", "p_wilcoxon_holm", "seeds_needed")
     for m in metrics:
         columns[f"{m.name}_mean"], columns[f"{m.name}_std"] = table.mean[m.name], table.std[m.name]
+        test = table.omnibus.get(m.name)
+        if test is not None and test.k > 2:
+            for f, value in (("anova_f", test.statistic), ("anova_p", test.p), ("friedman_chi2", test.friedman_chi2),
+                             ("friedman_p", test.friedman_p)):
+                columns[f"{m.name}_{f}"] = pd.Series(value, index=table.mean.index)
+        st = table.standings.get(m.name)
+        if st is not None:
+            columns[f"{m.name}_mean_rank"] = pd.Series(st.mean_ranks, dtype=float)
+            columns[f"{m.name}_vs_best_p_t_holm"] = pd.Series({c.variant: c.p_t_holm for c in st.vs_best}, dtype=float)
         comparisons = table.comparisons.get(m.name, [])
         for f in fields if comparisons else ():
             columns[f"{m.name}_vs_{table.baseline}_{f}"] = pd.Series({c.variant: getattr(c, f) for c in comparisons},
                                                                      dtype=float)
+        if comparisons:
+            columns[f"{m.name}_vs_{table.baseline}_significant"] = pd.Series(
+                {c.variant: significant(table, m, c) for c in comparisons}, dtype=object)
     for b in table.ranks:
         columns[f"rank_{b.lower()}"] = table.ranks[b]
     frame = pd.DataFrame(columns, index=table.mean.index)
@@ -248,5 +282,4 @@ def sweep_markdown(stats: pd.DataFrame, x: str, metric: Metric) -> str:
     return "\n".join(lines) + "\n"
 
 
-WRITERS = {"md": (to_markdown, "md"), "tex": (to_latex, "tex"), "csv": (to_csv, "csv")}
 FORMAT_ALIASES = {"markdown": "md", "latex": "tex", "md": "md", "tex": "tex", "csv": "csv"}
