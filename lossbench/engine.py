@@ -33,6 +33,7 @@ from lossbench.data.base import Splits, TensorLoader
 from lossbench.data.stream import BatchStream
 from lossbench.losses.base import Criterion
 from lossbench.metrics import grad_norm, param_norm, summarize
+from lossbench.progress import progress_bar
 from lossbench.ranges import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from lossbench.statuses import RunStatus
 from lossbench.tasks.base import Task
@@ -212,7 +213,7 @@ class Trainer:
         penalties = [m.training_penalty for m in model.modules() if hasattr(m, "training_penalty")]
         losses, scores, norms, sizes = [], [], [], []  # per-step 0-dim tensors: no host sync per step
         t0 = time.perf_counter()
-        with _progress_bar(self.progress, n_steps) as advance:
+        with progress_bar(self.progress, n_steps) as advance:
             for _ in range(n_steps):
                 optimizer.zero_grad(set_to_none=True)
                 for _ in range(self.grad_accum):
@@ -280,24 +281,3 @@ class Trainer:
 
 def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
     return {f"{prefix}_{k}": v for k, v in metrics.items()}
-
-
-class _progress_bar:
-    """A transient rich progress bar over one epoch's batches; a no-op when disabled."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total, self._progress = enabled and total > 1, total, None
-
-    def __enter__(self) -> Callable[[], None]:
-        if not self.enabled:
-            return lambda: None
-        from rich.progress import Progress
-
-        self._progress = Progress(transient=True)
-        self._progress.start()
-        task = self._progress.add_task("train", total=self.total)
-        return lambda: self._progress.advance(task)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
