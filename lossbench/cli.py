@@ -50,6 +50,14 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _stopped(exc: OSError) -> None:
+    """A file could not be written mid-command (disk full, quota, permissions): one line, exit 1."""
+    where = f" {exc.filename}" if exc.filename else ""
+    typer.echo(f"error: stopped: cannot write{where}: {exc.strerror or exc}; files written before are intact",
+               err=True)
+    raise typer.Exit(1)
+
+
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     help=RUN_HELP,
@@ -68,6 +76,8 @@ def run(
         result = run_command(list(ctx.args), multirun, RunContext(force=force, restart=restart))
     except LossbenchError as exc:
         _fail(str(exc))
+    except OSError as exc:  # a full disk, a quota, a folder gone: earlier files are intact (atomic writes)
+        _stopped(exc)
     for line in result.lines:
         typer.echo(line, err=True)
     raise typer.Exit(result.exit_code)
@@ -109,6 +119,8 @@ def tune(
         result = run_protocol(list(ctx.args), list(space), trials, seed_list, RunContext(force=force))
     except LossbenchError as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _stopped(exc)
     for line in result.lines:
         typer.echo(line, err=True)
     raise typer.Exit(result.exit_code)

@@ -1,37 +1,29 @@
-"""Locate `conf/`, compose configs with Hydra, and validate them before anything runs.
+"""Locate `conf/` and compose configs with Hydra (validate.py checks their values).
 
-Validation turns Hydra's multi-line errors into one line that names the valid choices, and checks
-every `_target_` node's values against the type hints of the class it instantiates, so a typo or a
-wrong type fails at the command line instead of inside training.
+Composition errors become one line that names the valid choices, instead of Hydra's multi-line errors.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
-import types
-import typing
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
 
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-from hydra.utils import get_method
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lossbench import LossbenchError
-from lossbench.ranges import PositiveInt, Seed, describe, satisfies
 
 CONFIG_NAME = "config"
 GROUPS = ("task", "dataset", "backbone", "loss", "loss/head", "loss/criterion", "distance", "optim", "trainer",
           "tracker", "experiment")
-_HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
+HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
 
 def conf_dir() -> Path:
@@ -128,113 +120,12 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]]:
     return [job for batch in batches for job in batch]
 
 
-ROOT_TYPES: dict[str, Any] = {
-    "seed": Seed, "data_dir": str, "results_dir": str, "device": str, "probe_samples": PositiveInt,
-    "threads": PositiveInt | Literal["auto"], "objective": list[str] | None,
-}
-
-
 def split_hydra(overrides: Sequence[str]) -> tuple[list[str], list[str]]:
     """(Hydra's own overrides: `hydra.*`, `hydra/launcher=...`; the task's overrides)."""
     hydra, task = [], []
     for item in overrides:
         (hydra if item.lstrip("+~").startswith(("hydra.", "hydra/")) else task).append(item)
     return hydra, task
-
-
-def validate(cfg: DictConfig) -> None:
-    """Check that every value resolves and matches the type hints of the class it configures."""
-    try:
-        OmegaConf.resolve(cfg)
-    except OmegaConfBaseException as exc:
-        raise LossbenchError(f"cannot resolve config: {exc}".splitlines()[0]) from None
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        raise LossbenchError(f"{missing[0]} has no value (??? in its yaml); set it, e.g. {missing[0]}=...")
-    for key, hint in ROOT_TYPES.items():
-        if not _matches(cfg.get(key), hint):
-            raise LossbenchError(f"{key}: got {cfg.get(key)!r}; valid: {_type_name(hint)}")
-    for path, node in _target_nodes(cfg, ""):
-        _check_target(path, node)
-
-
-def _target_nodes(node: Any, path: str) -> Iterator[tuple[str, DictConfig]]:
-    if isinstance(node, DictConfig):
-        if "_target_" in node:
-            yield path, node
-        for key in node:
-            yield from _target_nodes(node[key], f"{path}.{key}" if path else str(key))
-    elif isinstance(node, ListConfig):
-        for i, item in enumerate(node):
-            yield from _target_nodes(item, f"{path}[{i}]")
-
-
-def _check_target(path: str, node: DictConfig) -> None:
-    try:
-        target = get_method(node["_target_"]) if "." in node["_target_"] else None
-    except Exception:
-        target = None
-    if target is None:
-        raise LossbenchError(f"{path}._target_: cannot import '{node['_target_']}'")
-    signature = inspect.signature(target)
-    params = signature.parameters
-    accepts_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    try:
-        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target, include_extras=True)
-    except Exception:
-        hints = {}
-    for key in node:
-        if key in _HYDRA_KEYS:
-            continue
-        if key not in params and not accepts_kwargs:
-            valid = ", ".join(p for p in params if p not in ("self", "args", "kwargs"))
-            raise LossbenchError(f"unknown key '{path}.{key}'; valid keys: {valid}")
-        value = node[key]
-        nested = isinstance(value, DictConfig) and "_target_" in value  # an object of its own, checked itself
-        if key in hints and not nested and not _matches(value, hints[key]):
-            raise LossbenchError(f"{path}.{key}: got {value!r}; valid: {_type_name(hints[key])}")
-
-
-def _matches(value: Any, hint: Any) -> bool:
-    """True when `value` (a plain config value) fits `hint`; unknown hint kinds are accepted."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin is typing.Annotated:
-        return _matches(value, args[0]) and satisfies(value, hint.__metadata__)
-    if hint is Any or hint is inspect.Parameter.empty:
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, a) for a in args)
-    if origin is typing.Literal:
-        return value in args
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    if inspect.isclass(hint) and origin is None and hint not in (list, tuple):
-        return isinstance(value, hint)
-    if origin in (list, tuple, typing.Sequence, Sequence) or hint in (list, tuple):
-        if not isinstance(value, (ListConfig, list, tuple)):
-            return False
-        inner = [a for a in args if a is not Ellipsis]
-        return not inner or all(_matches(v, inner[0]) for v in value)
-    return True
-
-
-def _type_name(hint: Any) -> str:
-    if typing.get_origin(hint) is typing.Annotated:
-        return f"{_type_name(typing.get_args(hint)[0])} {describe(hint.__metadata__)}".strip()
-    if typing.get_origin(hint) is typing.Literal:
-        return "one of " + ", ".join(map(str, typing.get_args(hint)))
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(hint))
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 def _missing_option_message(exc: MissingConfigException) -> str:
@@ -261,7 +152,7 @@ def _keys_of(parent: str, overrides: list[str]) -> str:
     try:
         cfg, _ = compose_run(overrides)
         node = OmegaConf.select(cfg, parent)
-        keys = [k for k in node if k not in _HYDRA_KEYS] if isinstance(node, DictConfig) else []
+        keys = [k for k in node if k not in HYDRA_KEYS] if isinstance(node, DictConfig) else []
         return ", ".join(keys) or "(none)"
     except LossbenchError:
         return "?"

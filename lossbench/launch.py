@@ -24,7 +24,6 @@ from lossbench.config import (
     hydra_settings,
     search_overrides,
     split_hydra,
-    validate,
 )
 from lossbench.context import RunContext
 from lossbench.cost.threads import machine_load
@@ -40,6 +39,7 @@ from lossbench.plan import (
     sweep_id,
     sweep_summary,
 )
+from lossbench.validate import validate, validate_launcher
 
 log = logging.getLogger(__name__)
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -150,11 +150,12 @@ def run_sweeper(overrides: list[str], context: RunContext) -> CommandResult:
     cfg, choices = compose_run(fixed)
     validate(cfg)
     settings = hydra_settings(fixed + hydra_overrides)
+    validate_launcher(settings.launcher)
     target = str(settings.sweeper._target_)
     dry_build(cfg, choices, here="slurm" not in str(settings.launcher.get("_target_", "")).lower())
     directions = trial.directions(trial.objective_columns(cfg))
     results_dir = Path(cfg.results_dir).expanduser()
-    store.check_writable(results_dir, "results_dir")
+    store.check_layout(results_dir)
     sweep = sweep_id(overrides)
     given = {o.split("=", 1)[0].lstrip("+~") for o in hydra_overrides}
     optuna = study.is_optuna(settings.sweeper)

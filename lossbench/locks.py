@@ -48,14 +48,29 @@ def describe_holder(holder: dict[str, Any]) -> str:
 def lock_alive(holder: dict[str, Any]) -> bool:
     """Whether a run lock's holder is still training. Dead when: on this host its process is gone; it is an
     earlier start of this very SLURM job (requeued: preempted, time limit, `scontrol requeue`); or its
-    heartbeat is older than STALE_AFTER x HEARTBEAT_S (any host; clocks of a cluster's nodes agree)."""
-    if holder.get("host") == socket.gethostname() and not pid_alive(int(holder.get("pid", -1))):
+    heartbeat is older than STALE_AFTER x HEARTBEAT_S (any host; clocks of a cluster's nodes agree). A lock
+    that does not say these things (not a lossbench lock: a damaged or foreign file) is dead."""
+    pid, beat = _number(holder.get("pid"), int), heartbeat(holder)
+    if pid is None or beat is None:
+        return False
+    if holder.get("host") == socket.gethostname() and not pid_alive(pid):
         return False
     mine = where_it_runs()["slurm_job_id"]
-    if mine and holder.get("slurm_job_id") == mine and holder.get("pid") != os.getpid():
+    if mine and holder.get("slurm_job_id") == mine and pid != os.getpid():
         return False
-    beat = holder.get("heartbeat_at", holder.get("started_at", 0.0))
-    return time.time() - float(beat) < STALE_AFTER * HEARTBEAT_S
+    return time.time() - beat < STALE_AFTER * HEARTBEAT_S
+
+
+def heartbeat(holder: dict[str, Any]) -> float | None:
+    """When a lock's holder last said it was alive (seconds since the epoch), or None if the lock says no time."""
+    return _number(holder.get("heartbeat_at", holder.get("started_at")), float)
+
+
+def _number(value: Any, kind: type) -> Any:
+    """`value` as an int or a finite float, or None when it is not a number (a damaged or foreign lock)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) == float("inf"):
+        return None
+    return kind(value)
 
 
 def lock_path(results_dir: Path, rid: str) -> Path:
@@ -70,12 +85,17 @@ def live_lock(results_dir: Path, rid: str) -> dict[str, Any] | None:
 
 
 def _read_lock(path: Path) -> dict[str, Any] | None:
+    """The lock at `path`; None when there is none; {} (stale: taken over) when it is not a lock's JSON object."""
     try:
-        return json.loads(path.read_text())
+        lock = json.loads(path.read_text())
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
-        return {}  # unreadable: treated as stale
+        lock = None
+    if not isinstance(lock, dict):
+        log.warning("the run lock %s is not a lossbench lock (unreadable or of another shape): treated as stale", path)
+        return {}
+    return lock
 
 
 def _create_exclusive(path: Path, data: dict[str, Any]) -> bool:
@@ -165,11 +185,10 @@ def load_markers(results_dir: Path) -> list[dict[str, Any]]:
     """Run locks (running/*.json), each with `alive` (`lock_alive`: heartbeat, or the process on this host)."""
     markers = []
     for path in sorted((results_dir / RUNNING).glob("*.json")):
-        try:
-            marker = json.loads(path.read_text())
-        except (OSError, ValueError):
+        marker = _read_lock(path)
+        if not marker:
             continue
-        marker["alive"] = lock_alive(marker)
+        marker = {**marker, "run_id": str(marker.get("run_id") or path.stem), "alive": lock_alive(marker)}
         markers.append(marker)
     return markers
 

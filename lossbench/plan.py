@@ -19,13 +19,14 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from lossbench import cluster, store
-from lossbench.config import compose_run, search_overrides, split_hydra, sweep_jobs, validate
+from lossbench import LossbenchError, cluster, search_space, store
+from lossbench.config import compose_run, hydra_settings, search_overrides, split_hydra, sweep_jobs
 from lossbench.context import RunContext
 from lossbench.identity import RunIdentity, hash_id, run_identity
 from lossbench.locks import describe_holder, live_lock, load_markers, lock_path
 from lossbench.results import completed, read_rows
 from lossbench.statuses import UNFINISHED, RunStatus
+from lossbench.validate import validate, validate_launcher
 
 
 @dataclass
@@ -78,7 +79,11 @@ def preflight(overrides: list[str], multirun: bool) -> list[Job]:
 
     jobs: dict[str, Job] = {}
     here = not (multirun and _for_a_cluster(overrides))
-    for job_overrides in sweep_jobs(overrides) if multirun else [overrides]:
+    validate_launcher(hydra_settings(search_space.split(overrides)[0]).launcher)
+    grid = sweep_jobs(overrides) if multirun else [overrides]
+    if not grid:
+        raise LossbenchError(f"the sweep {' '.join(overrides)} has no jobs (an empty range or list); nothing to run")
+    for job_overrides in grid:
         cfg, choices = compose_run(job_overrides)
         validate(cfg)
         dry_build(cfg, choices, here)
@@ -86,7 +91,7 @@ def preflight(overrides: list[str], multirun: bool) -> list[Job]:
         _, task_overrides = split_hydra(job_overrides)
         jobs.setdefault(identity.run_id, Job(task_overrides, cfg, choices, identity))
     for results_dir in {job.results_dir for job in jobs.values()}:
-        store.check_writable(results_dir, "results_dir")
+        store.check_layout(results_dir)
     ordered = list(jobs.values())
     ordered.sort(key=lambda job: job.identity.axes["seed"])  # stable: variants cycle within each seed
     return ordered

@@ -12,7 +12,8 @@ import json
 import logging
 import time
 import traceback
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -86,11 +87,33 @@ def execute(cfg: DictConfig, choices: dict[str, str], context: RunContext = RunC
         if not context.force and store.is_completed(results, rid):  # finished by another trainer meanwhile
             log.info("run %s completed meanwhile (another sweep); not trained again", rid)
             return RunRow(store.read_run(results, rid) or {}, results / store.RUNS / f"{rid}.parquet")
+        if context.parallel_jobs > 1:  # several runs write to one terminal: say whose line it is
+            held.enter_context(_prefixed_log(rid))
         share = held.enter_context(HostShare())
         threads = Threads(cfg.threads, context.parallel_jobs, share, machine_load())
         summary, path = _train_and_write(cfg, identity, context.sweep, device, threads, context.restart, started,
                                          t0, device_error)
     return RunRow(summary, path)
+
+
+@contextmanager
+def _prefixed_log(prefix: str) -> Iterator[None]:
+    """Every log line of this process starts with `prefix` while the context lasts."""
+
+    class Prefix(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.msg = f"{prefix}  {record.msg}"
+            return True
+
+    handlers = logging.getLogger().handlers
+    added = Prefix()
+    for handler in handlers:
+        handler.addFilter(added)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(added)
 
 
 def _train_and_write(cfg: DictConfig, identity: RunIdentity, sweep: str | None, device: torch.device,

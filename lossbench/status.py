@@ -11,7 +11,7 @@ import pandas as pd
 
 from lossbench import store, study
 from lossbench.cluster import sweep_job_states
-from lossbench.locks import describe_holder, load_markers
+from lossbench.locks import describe_holder, heartbeat, load_markers
 from lossbench.results import load_runs
 from lossbench.statuses import UNFINISHED, RunStatus
 
@@ -60,9 +60,10 @@ def sweep_status(results_dir: Path) -> str:
                      f"seed={row.seed}: {detail}{where}")
     for rid, marker in markers.items():
         if not marker["alive"] and status.get(rid) != RunStatus.COMPLETED:
-            age = time.time() - float(marker.get("heartbeat_at", marker.get("started_at", 0.0)))
+            beat = heartbeat(marker)
+            age = f"{time.time() - beat:.0f} s ago" if beat is not None else "never"
             lines.append(f"stale     {rid}  its trainer {describe_holder(marker)} is gone (last heartbeat "
-                         f"{age:.0f} s ago); re-running the same command resumes it")
+                         f"{age}); re-running the same command resumes it")
     for found in study.summaries(results_dir):
         best = "; ".join(f"{', '.join(f'{v:.4g}' for v in b['values'])} at {b['params']}" for b in found["best"])
         lines.append(f"study {found['study']}: {found['trials']} trials ({found['complete']} complete, "

@@ -106,6 +106,11 @@ def checkpoint_path(results_dir: Path, rid: str) -> Path:
     return results_dir / CHECKPOINTS / f"{rid}.pt"
 
 
+# what train_state.TrainState.state_dict() holds: a checkpoint without these is not one
+CHECKPOINT_KEYS = frozenset({"model", "optimizer", "scheduler", "criterion", "stream", "rng", "cuda_rng", "result",
+                             "best_score", "best_state"})
+
+
 def write_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     """The training state, atomically: a kill mid-write leaves the previous checkpoint intact."""
     import torch
@@ -134,10 +139,17 @@ def read_checkpoint(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)  # lossbench's own file
+        state = torch.load(path, map_location="cpu", weights_only=False)  # lossbench's own file
     except Exception as exc:
         log.warning("checkpoint %s cannot be read (%s); the run starts from the beginning", path, exc)
         return None
+    missing = CHECKPOINT_KEYS - set(state) if isinstance(state, dict) else CHECKPOINT_KEYS
+    if missing or not hasattr(state["result"], "history"):
+        log.warning("checkpoint %s is not a lossbench training state (missing %s); discarded, the run starts from "
+                    "the beginning", path, ", ".join(sorted(missing)) or "result")
+        path.unlink(missing_ok=True)
+        return None
+    return state
 
 
 def write_error_log(results_dir: Path, rid: str, text: str) -> Path | None:
@@ -157,14 +169,40 @@ def write_manifest(results_dir: Path, sweep: str, command: str, run_ids: list[st
 
 
 def load_manifests(results_dir: Path) -> list[dict[str, Any]]:
-    """Sweep manifests; an unreadable one is named in a warning and skipped."""
+    """Sweep manifests; one that cannot be read or is not a manifest (a sweep id, a command and a list of
+    run ids) is named in a warning and skipped."""
     manifests = []
     for path in sorted((results_dir / SWEEPS).glob("*.json")):
         try:
-            manifests.append(json.loads(path.read_text()))
+            manifest = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             log.warning("skipping unreadable sweep manifest %s (%s)", path, exc)
+            continue
+        ids = manifest.get("run_ids") if isinstance(manifest, dict) else None
+        if not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)
+                and isinstance(manifest.get("sweep"), str) and isinstance(manifest.get("command"), str)):
+            log.warning("skipping sweep manifest %s: not a lossbench manifest (sweep, command, run_ids)", path)
+            continue
+        manifests.append(manifest)
     return manifests
+
+
+LAYOUT = (RUNS, HISTORY, RUNNING, SWEEPS, ERRORS, CHECKPOINTS, MODELS, "logs", "compacted", "studies", "tuning")
+
+
+def check_layout(results_dir: Path) -> None:
+    """Raise LossbenchError (one line) unless `results_dir` can hold results: not the filesystem root, not a
+    dangling link, writable, and each of its subfolders a folder or absent. Checked before a run trains,
+    so a finished run is never lost to the layout of its results folder."""
+    if results_dir.expanduser().resolve() == Path(results_dir.anchor or "/").resolve():
+        raise LossbenchError(f"results_dir={results_dir}: the filesystem root; name a folder for the results")
+    if results_dir.is_symlink() and not results_dir.exists():
+        raise LossbenchError(f"results_dir={results_dir}: a link to {os.readlink(results_dir)}, which does not exist")
+    for sub in LAYOUT:
+        if (results_dir / sub).exists() and not (results_dir / sub).is_dir():
+            raise LossbenchError(f"results_dir={results_dir}: {results_dir / sub} is a file; lossbench needs a folder "
+                                 "there (move the file away)")
+    check_writable(results_dir, "results_dir")
 
 
 def check_writable(path: Path, what: str) -> None:

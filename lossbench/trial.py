@@ -20,12 +20,13 @@ from typing import Any
 from omegaconf import DictConfig
 
 from lossbench import LossbenchError, store
-from lossbench.config import compose_run, validate
+from lossbench.config import compose_run
 from lossbench.context import RunContext
 from lossbench.identity import run_identity
 from lossbench.schema import Column, summary_columns
 from lossbench.statuses import RunStatus
 from lossbench.tasks.registry import task_class
+from lossbench.validate import validate
 
 log = logging.getLogger(__name__)
 

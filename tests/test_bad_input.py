@@ -19,7 +19,8 @@ from omegaconf import DictConfig
 from typer.testing import CliRunner
 
 from lossbench.cli import app
-from lossbench.config import GROUPS, ROOT_TYPES, compose_run, group_options
+from lossbench.config import GROUPS, compose_run, group_options
+from lossbench.validate import ROOT_TYPES
 
 # what selecting an option needs besides itself (token datasets need task=lm, text_file a path)
 NEEDS = {("dataset", "text_file"): ["task=lm", "dataset.path=/nonexistent.txt"], ("dataset", "text_builtin"): ["task=lm"],
@@ -96,8 +97,10 @@ def _numeric_bad(base: type, constraints: tuple) -> st.SearchStrategy:
             above = st.integers(1, 10**6).map(lambda k, b=bound: b + k) if base is int else st.floats(
                 min_value=bound, max_value=1e6, exclude_min=isinstance(c, Le), allow_nan=False)
             options.append(above)
-    if base is float:
-        options.append(st.just(math.nan))
+    if base is float:  # never finite-bounded alone: NaN and infinities are no setting's value
+        options += [st.just(math.nan), st.just(math.inf), st.just(-math.inf)]
+    if base is int:  # values feed C integers: beyond int64 is rejected before torch overflows
+        options.append(st.sampled_from([2**63, -(2**63) - 1, 10**23]))
     return st.one_of(options) if options else st.nothing()
 
 
@@ -111,7 +114,7 @@ def bad_values(hint: typing.Any) -> st.SearchStrategy:
     if origin is typing.Annotated:
         base, constraints = args[0], hint.__metadata__
         if any(isinstance(c, MinLen) for c in constraints):
-            return st.one_of(st.just("[]"), st.just("'not-a-list'"))
+            return st.just("''") if base is str else st.one_of(st.just("[]"), st.just("'not-a-list'"))
         return st.one_of(wrong_type, _numeric_bad(base, constraints).map(repr),
                          *([st.just("1.5")] if base is int else []))
     members = [a for a in args if a is not type(None)]
@@ -140,8 +143,8 @@ def test_out_of_range_or_wrong_type_is_exit_2_one_line_nothing_written(tmp_path_
     value = data.draw(bad_values(setting.hint), label="value")
     root = tmp_path_factory.mktemp("bad")
     results = root / "results"
-    result = CliRunner().invoke(app, ["run", *setting.select, f"{setting.key}={value}", f"results_dir={results}",
-                                      "tracker=off"])
+    result = CliRunner().invoke(app, ["run", *setting.select, f"results_dir={results}", "tracker=off",
+                                      f"{setting.key}={value}"])  # last: the tested value wins
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 2, (setting.key, value, result.output)
     assert len(lines) == 1 and lines[0].startswith("error: ") and setting.key.rsplit(".", 1)[-1] in lines[0], lines

@@ -7,7 +7,8 @@ import torch
 from hydra.utils import instantiate
 
 from lossbench import LossbenchError
-from lossbench.config import GROUPS, conf_dir, group_options, validate
+from lossbench.config import GROUPS, conf_dir, group_options
+from lossbench.validate import validate
 from lossbench.data.base import Splits
 from lossbench.build import build, dry_build
 

@@ -22,11 +22,13 @@ plus a warning (ecosystem.md section 1).
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Literal
 
 import torch
 
+from lossbench import SettingError
 from lossbench.cost.clock import ThreadsStartedBy, thread_cpu_seconds
 from lossbench.ranges import PositiveFloat
 from lossbench.schema import ENERGY
@@ -76,6 +78,18 @@ class NvmlEnergy:
         return used_mj / 1000.0 / JOULES_PER_KWH
 
 
+@functools.cache
+def _countries() -> frozenset[str]:
+    """The ISO alpha-3 codes CodeCarbon has an energy mix for (empty when CodeCarbon cannot be imported:
+    then the tracker degrades to null columns anyway)."""
+    try:
+        from codecarbon.input import DataSource
+
+        return frozenset(DataSource().get_global_energy_mix_data())
+    except Exception:  # noqa: BLE001 - a broken CodeCarbon install never blocks a run
+        return frozenset()
+
+
 class CodeCarbonTracker:
     """codecarbon.OfflineEmissionsTracker around a run's tracked window (training, evaluation, probes),
     with each energy component attributed to the run (module docstring)."""
@@ -86,6 +100,11 @@ class CodeCarbonTracker:
         measure_power_secs: PositiveFloat = 1.0,
         tracking_mode: Literal["process", "machine"] = "process",
     ) -> None:
+        known = _countries()
+        if known and country_iso_code not in known:
+            raise SettingError(f"country_iso_code={country_iso_code!r} is not in CodeCarbon's energy-mix data "
+                               f"(ISO 3166 alpha-3, e.g. FRA, DEU, USA; {len(known)} known): its emissions would "
+                               "use a silent fallback intensity")
         self.country_iso_code, self.measure_power_secs, self.tracking_mode = (
             country_iso_code, measure_power_secs, tracking_mode,
         )

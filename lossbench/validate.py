@@ -1,0 +1,155 @@
+"""Validate a composed config before anything runs: every value resolves, the root keys and every
+`_target_` node's values match the type hints of the class they configure (`Annotated` ranges from
+ranges.py included), and the launcher settings lossbench passes to Hydra are in range. A typo or a wrong
+type fails at the command line, one line naming the key, the value and what is valid, instead of inside
+training.
+
+Written here because no library checks plain config values against a constructor's type hints with
+one-line messages: OmegaConf's structured configs need dataclasses, pydantic needs models of its own.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import types
+import typing
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any, Literal
+
+from annotated_types import MinLen
+from hydra.utils import get_method
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from lossbench import LossbenchError
+from lossbench.config import HYDRA_KEYS
+from lossbench.ranges import NonNegativeInt, PositiveFloat, PositiveInt, Seed, describe, satisfies
+
+ROOT_TYPES: dict[str, Any] = {
+    "seed": Seed, "data_dir": Annotated[str, MinLen(1)], "results_dir": Annotated[str, MinLen(1)],
+    "device": str, "probe_samples": PositiveInt,
+    "threads": PositiveInt | Literal["auto"], "objective": list[str] | None,
+}
+
+
+
+# Settings of Hydra's launchers that lossbench passes through (joblib, submitit): checked like any other
+LAUNCHER_TYPES: dict[str, Any] = {
+    "n_jobs": Literal[-1] | PositiveInt, "timeout_min": PositiveInt, "cpus_per_task": PositiveInt | None,
+    "gpus_per_node": NonNegativeInt | None, "gpus_per_task": NonNegativeInt | None, "tasks_per_node": PositiveInt,
+    "nodes": PositiveInt, "mem_gb": PositiveFloat | None, "array_parallelism": PositiveInt,
+    "max_num_timeout": NonNegativeInt,
+}
+
+
+def validate_launcher(launcher: DictConfig) -> None:
+    """The launcher's settings against LAUNCHER_TYPES (those it has), one line naming the key."""
+    for key, hint in LAUNCHER_TYPES.items():
+        if key in launcher and not _matches(launcher[key], hint):
+            raise LossbenchError(f"hydra.launcher.{key}: got {launcher[key]!r}; valid: {_type_name(hint)}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check that every value resolves and matches the type hints of the class it configures."""
+    try:
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as exc:
+        raise LossbenchError(f"cannot resolve config: {exc}".splitlines()[0]) from None
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise LossbenchError(f"{missing[0]} has no value (??? in its yaml); set it, e.g. {missing[0]}=...")
+    for key, hint in ROOT_TYPES.items():
+        if not _matches(cfg.get(key), hint):
+            raise LossbenchError(f"{key}: got {cfg.get(key)!r}; valid: {_type_name(hint)}")
+    for path, node in _target_nodes(cfg, ""):
+        _check_target(path, node)
+
+
+def _target_nodes(node: Any, path: str) -> Iterator[tuple[str, DictConfig]]:
+    if isinstance(node, DictConfig):
+        if "_target_" in node:
+            yield path, node
+        for key in node:
+            yield from _target_nodes(node[key], f"{path}.{key}" if path else str(key))
+    elif isinstance(node, ListConfig):
+        for i, item in enumerate(node):
+            yield from _target_nodes(item, f"{path}[{i}]")
+
+
+def _check_target(path: str, node: DictConfig) -> None:
+    try:
+        target = get_method(node["_target_"]) if "." in node["_target_"] else None
+    except Exception:
+        target = None
+    if target is None:
+        raise LossbenchError(f"{path}._target_: cannot import '{node['_target_']}'")
+    signature = inspect.signature(target)
+    params = signature.parameters
+    accepts_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    try:
+        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target, include_extras=True)
+    except Exception:
+        hints = {}
+    for key in node:
+        if key in HYDRA_KEYS:
+            continue
+        if key not in params and not accepts_kwargs:
+            valid = ", ".join(p for p in params if p not in ("self", "args", "kwargs"))
+            raise LossbenchError(f"unknown key '{path}.{key}'; valid keys: {valid}")
+        value = node[key]
+        nested = isinstance(value, DictConfig) and "_target_" in value  # an object of its own, checked itself
+        if key in hints and not nested and not _matches(value, hints[key]):
+            raise LossbenchError(f"{path}.{key}: got {value!r}; valid: {_type_name(hints[key])}")
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """True when `value` (a plain config value) fits `hint`; unknown hint kinds are accepted."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Annotated:
+        return _matches(value, args[0]) and satisfies(value, hint.__metadata__)
+    if hint is Any or hint is inspect.Parameter.empty:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:  # a C integer downstream (torch, numpy): the int64 range
+        return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+    if hint is float:  # infinity and NaN are no setting's meaningful value: they only make runs diverge
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if hint is str:
+        return isinstance(value, str)
+    if inspect.isclass(hint) and origin is None and hint not in (list, tuple):
+        return isinstance(value, hint)
+    if origin in (list, tuple, typing.Sequence, Sequence) or hint in (list, tuple):
+        if not isinstance(value, (ListConfig, list, tuple)):
+            return False
+        if origin is tuple and args and Ellipsis not in args:  # a fixed arity: (beta1, beta2)
+            return len(value) == len(args) and all(_matches(v, a) for v, a in zip(value, args))
+        inner = [a for a in args if a is not Ellipsis]
+        return not inner or all(_matches(v, inner[0]) for v in value)
+    return True
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is typing.Annotated:
+        return f"{_type_name(typing.get_args(hint)[0])} {describe(hint.__metadata__)}".strip()
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(hint)))
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(hint))
+    if hint is float:
+        return "finite float"
+    if hint is int:
+        return "int (64-bit)"
+    if typing.get_origin(hint) is tuple and Ellipsis not in typing.get_args(hint):
+        return f"a list of {len(typing.get_args(hint))}: [" + ", ".join(map(_type_name, typing.get_args(hint))) + "]"
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
