@@ -16,7 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
-from lossbench import cluster, search_space, store, study, trial
+from lossbench import cluster, search_space, store, study
 from lossbench.config import (
     CONFIG_NAME,
     compose_run,
@@ -26,7 +26,6 @@ from lossbench.config import (
     split_hydra,
 )
 from lossbench.context import RunContext
-from lossbench.cost.threads import machine_load
 from lossbench.host import process_alive, process_started, requeued
 from lossbench.locks import RunLocked, describe_holder, run_lock
 from lossbench.plan import (
@@ -49,10 +48,12 @@ def run_command(overrides: list[str], multirun: bool, context: RunContext = RunC
     """`lossbench run [-m] OVERRIDES`: plan, write the sweep manifest, launch what is missing, summarise.
     A sweep whose configured Hydra sweeper is not the basic one (hydra/sweeper=optuna, ...) is that
     sweeper's to drive (`run_sweeper`)."""
-    machine_load()  # start this process's load meter now, so the first run's thread count needs no wait
     if multirun and hydra_settings(search_space.split(overrides)[0]).sweeper._target_ != BASIC_SWEEPER:
         return run_sweeper(overrides, context)
     the_plan = plan(overrides, multirun, context)
+    from lossbench.cost.threads import machine_load  # torch: once the command is valid
+
+    machine_load()  # start this process's load meter now, so the first run's thread count needs no wait
     if the_plan.sweep is not None:
         for results_dir in {j.results_dir for j in the_plan.jobs}:
             store.write_manifest(results_dir, the_plan.sweep, the_plan.command,
@@ -142,6 +143,7 @@ def run_sweeper(overrides: list[str], context: RunContext) -> CommandResult:
     from hydra.core.plugins import Plugins
     from hydra.types import HydraContext, RunMode
 
+    from lossbench import trial
     from lossbench.build import dry_build
 
     hydra_overrides, task_overrides = split_hydra([*search_overrides(overrides), *overrides])
@@ -189,6 +191,8 @@ def _trial_function(context: RunContext, local: bool) -> Any:
 
     def task(cfg: DictConfig) -> float | list[float]:
         from hydra.core.hydra_config import HydraConfig
+
+        from lossbench import trial
 
         if local and os.getpid() != launcher[0]:
             _exit_with_launcher(*launcher)

@@ -24,7 +24,6 @@ from lossbench.config import compose_run, hydra_settings, search_overrides, spli
 from lossbench.context import RunContext
 from lossbench.identity import RunIdentity, hash_id, run_identity
 from lossbench.locks import describe_holder, live_lock, load_markers, lock_path
-from lossbench.results import completed, read_rows
 from lossbench.statuses import UNFINISHED, RunStatus
 from lossbench.validate import validate, validate_launcher
 
@@ -73,25 +72,26 @@ def preflight(overrides: list[str], multirun: bool) -> list[Job]:
     """Compose, validate and dry-build every job of the command once, before anything runs.
 
     Raises LossbenchError (one line) for the first bad job; returns the jobs in launch order, one per
-    distinct run id.
+    distinct run id. Checks that need no torch run first (composition, the launcher, the results folder),
+    so most bad input is refused before torch is imported.
     """
-    from lossbench.build import dry_build  # torch: imported once the command's values are valid
-
-    jobs: dict[str, Job] = {}
     here = not (multirun and _for_a_cluster(overrides))
     validate_launcher(hydra_settings(search_space.split(overrides)[0]).launcher)
     grid = sweep_jobs(overrides) if multirun else [overrides]
     if not grid:
         raise LossbenchError(f"the sweep {' '.join(overrides)} has no jobs (an empty range or list); nothing to run")
-    for job_overrides in grid:
-        cfg, choices = compose_run(job_overrides)
-        validate(cfg)
-        dry_build(cfg, choices, here)
-        identity = run_identity(cfg, choices)
-        _, task_overrides = split_hydra(job_overrides)
-        jobs.setdefault(identity.run_id, Job(task_overrides, cfg, choices, identity))
-    for results_dir in {job.results_dir for job in jobs.values()}:
+    composed = [(job_overrides, *compose_run(job_overrides)) for job_overrides in grid]
+    for results_dir in {Path(cfg.results_dir).expanduser() for _, cfg, _ in composed}:
         store.check_layout(results_dir)
+    from lossbench.build import dry_build  # torch: imported once the command line composes
+
+    jobs: dict[str, Job] = {}
+    for job_overrides, cfg, choices in composed:
+        validate(cfg)
+        identity = run_identity(cfg, choices)
+        if identity.run_id not in jobs:
+            dry_build(cfg, choices, here)
+            jobs[identity.run_id] = Job(split_hydra(job_overrides)[1], cfg, choices, identity)
     ordered = list(jobs.values())
     ordered.sort(key=lambda job: job.identity.axes["seed"])  # stable: variants cycle within each seed
     return ordered
@@ -114,6 +114,8 @@ def sweep_id(overrides: list[str]) -> str:
 def plan(overrides: list[str], multirun: bool, context: RunContext = RunContext()) -> Plan:
     """Preflight every job, then decide what to launch: everything not yet completed (all with --force)."""
     jobs = preflight(overrides, multirun)
+    from lossbench.results import completed  # pandas and pyarrow: once the command is valid
+
     done = set() if context.force else {rid for folder in {j.results_dir for j in jobs}
                                       for rid in completed(folder, [j.run_id for j in jobs if j.results_dir == folder])}
     held = {j.run_id: lock for j in jobs if j.run_id not in done
@@ -151,6 +153,8 @@ def record_stopped(the_plan: Plan, stopped: str) -> None:
 
 def sweep_summary(the_plan: Plan) -> CommandResult:
     """What became of every job, read from the result rows (whatever the launcher said), and the exit code."""
+    from lossbench.results import read_rows
+
     found = {folder: read_rows(folder, [j.run_id for j in the_plan.jobs if j.results_dir == folder])
              for folder in {j.results_dir for j in the_plan.jobs}}
     rows = {j.run_id: found[j.results_dir].get(j.run_id) for j in the_plan.jobs}

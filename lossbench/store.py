@@ -18,13 +18,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import IO, TYPE_CHECKING, Any
 
 from lossbench import LossbenchError
 from lossbench.statuses import RunStatus
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 RUNS, HISTORY, RUNNING, SWEEPS, ERRORS, CHECKPOINTS = "runs", "history", "running", "sweeps", "errors", "checkpoints"
 MODELS = "models"
@@ -60,6 +60,8 @@ def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
 def write_table(path: Path, table: pa.Table) -> Path:
     """Atomically write an Arrow table as one Parquet file at `path` (no column statistics: a result
     file holds a few rows, and statistics would double its size and its read time)."""
+    import pyarrow.parquet as pq  # here, not at import: a bad command line is refused before pyarrow loads
+
     return _atomic_write(path, lambda handle: pq.write_table(table, handle, write_statistics=False))
 
 
@@ -78,6 +80,9 @@ def _read(path: Path) -> pa.Table | None:
     """One Parquet file, or None with a one-line warning when it cannot be read (truncated, not Parquet,
     unreadable): a reader never crashes on one bad file, and the run it held counts as not done, so a
     re-run redoes it and replaces the file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         return pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:

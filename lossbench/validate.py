@@ -47,7 +47,7 @@ def validate_launcher(launcher: DictConfig) -> None:
     """The launcher's settings against LAUNCHER_TYPES (those it has), one line naming the key."""
     for key, hint in LAUNCHER_TYPES.items():
         if key in launcher and not _matches(launcher[key], hint):
-            raise LossbenchError(f"hydra.launcher.{key}: got {launcher[key]!r}; valid: {_type_name(hint)}")
+            raise LossbenchError(f"hydra.launcher.{key}: got {launcher[key]!r}; valid: {_valid(launcher[key], hint)}")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -61,7 +61,7 @@ def validate(cfg: DictConfig) -> None:
         raise LossbenchError(f"{missing[0]} has no value (??? in its yaml); set it, e.g. {missing[0]}=...")
     for key, hint in ROOT_TYPES.items():
         if not _matches(cfg.get(key), hint):
-            raise LossbenchError(f"{key}: got {cfg.get(key)!r}; valid: {_type_name(hint)}")
+            raise LossbenchError(f"{key}: got {cfg.get(key)!r}; valid: {_valid(cfg.get(key), hint)}")
     for path, node in _target_nodes(cfg, ""):
         _check_target(path, node)
 
@@ -100,7 +100,7 @@ def _check_target(path: str, node: DictConfig) -> None:
         value = node[key]
         nested = isinstance(value, DictConfig) and "_target_" in value  # an object of its own, checked itself
         if key in hints and not nested and not _matches(value, hints[key]):
-            raise LossbenchError(f"{path}.{key}: got {value!r}; valid: {_type_name(hints[key])}")
+            raise LossbenchError(f"{path}.{key}: got {value!r}; valid: {_valid(value, hints[key])}")
 
 
 def _matches(value: Any, hint: Any) -> bool:
@@ -137,6 +137,14 @@ def _matches(value: Any, hint: Any) -> bool:
     return True
 
 
+def _valid(value: Any, hint: Any) -> str:
+    """What is valid for a setting, said for the value given: an int past 64 bits is told why it fails."""
+    name = _type_name(hint)
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63 and "<" not in name:
+        return f"{name}, within 64 bits (|value| < 2^63)"
+    return name
+
+
 def _type_name(hint: Any) -> str:
     if typing.get_origin(hint) is typing.Annotated:
         return f"{_type_name(typing.get_args(hint)[0])} {describe(hint.__metadata__)}".strip()
@@ -146,8 +154,6 @@ def _type_name(hint: Any) -> str:
         return " or ".join(_type_name(a) for a in typing.get_args(hint))
     if hint is float:
         return "finite float"
-    if hint is int:
-        return "int (64-bit)"
     if typing.get_origin(hint) is tuple and Ellipsis not in typing.get_args(hint):
         return f"a list of {len(typing.get_args(hint))}: [" + ", ".join(map(_type_name, typing.get_args(hint))) + "]"
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

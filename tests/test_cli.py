@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from typer.testing import CliRunner
+
+from lossbench.cli import app
 from lossbench.config import GROUPS, group_options
 from lossbench.results import load_history, load_runs
 
@@ -28,23 +31,31 @@ def lossbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         ("trainer.epochs=0", "trainer.epochs: got 0; valid: int >= 1"),
         ("seed=x", "seed: got 'x'; valid: int >= 0 and <= 9223372036854775807"),
         ("seed=18446744073709551616", "seed: got 18446744073709551616; valid: int >= 0 and <= 9223372036854775807"),
-        ("optim.optimizer.lr=fast", "optim.optimizer.lr: got 'fast'; valid: float"),
+        ("optim.optimizer.lr=fast", "optim.optimizer.lr: got 'fast'; valid: finite float"),
+        ("optim.optimizer.lr=nan", "optim.optimizer.lr: got nan; valid: finite float"),
+        ("optim.optimizer.lr=inf", "optim.optimizer.lr: got inf; valid: finite float"),
+        ("+optim.optimizer.betas=[0.9]", "optim.optimizer.betas: got [0.9]; valid: a list of 2"),
+        ("trainer.eval_batch_size=100000000000000000000000", "trainer.eval_batch_size: got 100000000000000000000000; "
+         "valid: int >= 1, within 64 bits"),
+        ("results_dir=", "results_dir: got ''; valid: str at least 1 item"),
+        ("tracker.country_iso_code=XYZ", "country_iso_code='XYZ' is not in CodeCarbon's energy-mix data"),
         ("loss.head.bias=maybe", "loss.head.bias: got 'maybe'; valid: bool"),
-        ("dataset.val_fraction=1.5", "dataset.val_fraction: got 1.5; valid: float > 0 and < 1"),
+        ("dataset.val_fraction=1.5", "dataset.val_fraction: got 1.5; valid: finite float > 0 and < 1"),
         ("probe_samples=-1", "probe_samples: got -1; valid: int >= 1"),
         ("backbone.channels=[]", "backbone.channels: got []; valid: list at least 1 item"),
         ("device=tpu", "unknown device 'tpu'"),
         ("dataset=cifar10", "CIFAR10 not found: expected"),
     ],
 )
-def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, override, expected):
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, monkeypatch, override, expected):
+    # in-process (typer's runner): what a subprocess adds is covered by the other tests of this module
+    monkeypatch.chdir(tmp_path)
     results = tmp_path / "results"
-    proc = lossbench("run", override, f"results_dir={results}", f"data_dir={tmp_path / 'data'}", cwd=tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], proc.stderr
-    assert not results.exists()
-    assert not (tmp_path / "outputs").exists()
+    result = CliRunner().invoke(app, ["run", f"results_dir={results}", f"data_dir={tmp_path / 'data'}", override])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, here or in results/
 
 
 def test_run_writes_a_row_and_prints_a_summary_line(tmp_path):

@@ -10,9 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lossbench.distances import kernels
 from lossbench.distances.base import Distance
-from lossbench.distances.numerics import pairwise_reduce
+from lossbench.distances.numerics import fused, pairwise_reduce
 
 
 def _canberra(x: Tensor, w: Tensor) -> Tensor:
@@ -28,7 +27,8 @@ class CanberraDistance(Distance):
     term_flops = 7  # subtract, 3 absolute values, add, divide, add
 
     def pairwise(self, x: Tensor, w: Tensor) -> Tensor:
-        if kernels.available(x):
+        kernels = fused(x)
+        if kernels:
             return kernels.fused_reduce(x, w, kernels.CANBERRA)
         return pairwise_reduce(x, w, _canberra)
 

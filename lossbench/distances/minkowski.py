@@ -12,9 +12,8 @@ import numpy as np
 from torch import Tensor
 
 from lossbench import SettingError
-from lossbench.distances import kernels
 from lossbench.distances.base import Distance
-from lossbench.distances.numerics import l1, linf, pairwise_reduce, safe_power
+from lossbench.distances.numerics import fused, l1, linf, pairwise_reduce, safe_power
 from lossbench.ranges import PositiveFloat
 
 
@@ -41,7 +40,8 @@ class MinkowskiDistance(Distance):
             return l1(x, w)
         if math.isinf(self.p):
             return linf(x, w)
-        if kernels.available(x):
+        kernels = fused(x)
+        if kernels:
             s = kernels.fused_reduce(x, w, kernels.POWER, self.p)
         else:
             s = pairwise_reduce(x, w, self._power_sum)

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from types import ModuleType
 
 import torch
 from torch import Tensor
-
-from lossbench.distances import kernels
 
 # Entries with ||x - w||^2 below this fraction of ||x||^2 + ||w||^2 are recomputed directly: there the
 # identity's rounding error (~ eps * (||x||^2 + ||w||^2)) would exceed ~1e-5 of the value in float32.
@@ -25,6 +24,16 @@ REFINE_BELOW = 1e-2
 # measured on CPU, smaller blocks stay in cache and were both faster and leaner than 16 MiB ones.
 BLOCK_ELEMENTS = 1 << 18
 
+
+
+def fused(x: Tensor) -> ModuleType | None:
+    """The fused Triton kernels (kernels.py) for CUDA tensors where Triton is installed, else None. Imported on
+    first use: importing Triton costs about a second of CPU time, which CPU runs and bad-input errors skip."""
+    if not x.is_cuda:
+        return None
+    from lossbench.distances import kernels
+
+    return kernels if kernels.available(x) else None
 
 def _on_positive(a: Tensor, fn: Callable[[Tensor], Tensor]) -> Tensor:
     """fn(a) where a > 0 and 0 elsewhere, with gradient 0 there: fn never sees a = 0, so an infinite
@@ -105,9 +114,11 @@ def pairwise_reduce(x: Tensor, w: Tensor, term: Callable[[Tensor, Tensor], Tenso
 
 def l1(x: Tensor, w: Tensor) -> Tensor:
     """sum_k |x_k - w_k| for all pairs, (M, V): the fused kernel on CUDA, torch.cdist elsewhere."""
-    return kernels.fused_reduce(x, w, kernels.POWER, 1.0) if kernels.available(x) else torch.cdist(x, w, p=1.0)
+    kernels = fused(x)
+    return kernels.fused_reduce(x, w, kernels.POWER, 1.0) if kernels else torch.cdist(x, w, p=1.0)
 
 
 def linf(x: Tensor, w: Tensor) -> Tensor:
     """max_k |x_k - w_k| for all pairs, (M, V): the fused kernel (arg-max kept) on CUDA, torch.cdist elsewhere."""
-    return kernels.fused_reduce(x, w, kernels.MAX) if kernels.available(x) else torch.cdist(x, w, p=math.inf)
+    kernels = fused(x)
+    return kernels.fused_reduce(x, w, kernels.MAX) if kernels else torch.cdist(x, w, p=math.inf)
