@@ -132,6 +132,7 @@ def record_stopped(the_plan: Plan, stopped: str) -> None:
     launched run without one. A run that started has a running marker naming its SLURM job, whose
     accounting says how it ended; one that never started was not submitted (or cancelled while queued),
     with the launcher's message as the reason."""
+    from lossbench.results import read_run
     from lossbench.run import record_unfinished
 
     cluster.wait_for_jobs(f"lossbench-{the_plan.sweep}")
@@ -139,7 +140,7 @@ def record_stopped(the_plan: Plan, stopped: str) -> None:
     for results_dir in {job.results_dir for job in the_plan.launch}:
         markers.update({(m["run_id"], str(results_dir)): m for m in load_markers(results_dir)})
     for job in the_plan.launch:
-        if store.read_run(job.results_dir, job.run_id) is not None:
+        if read_run(job.results_dir, job.run_id) is not None:
             continue
         marker = markers.get((job.run_id, str(job.results_dir)), {})
         if marker.get("slurm_job_id"):
@@ -184,4 +185,6 @@ def sweep_summary(the_plan: Plan) -> CommandResult:
 
 def single_exit_code(job: Job) -> int:
     """A single run's exit code: 0 when its row says completed."""
-    return 0 if store.is_completed(job.results_dir, job.run_id) else 1
+    from lossbench.results import is_completed
+
+    return 0 if is_completed(job.results_dir, job.run_id) else 1

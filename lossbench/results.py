@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lossbench import LossbenchError, store
-from lossbench.compacted import listing, read_folder, relaxed
+from lossbench.compacted import conform, listing, read_folder, relaxed
 from lossbench.identity import cell_id, variant_of_legacy
 from lossbench.schema import (
     HISTORY,
@@ -188,12 +188,39 @@ def load_history(path: str | os.PathLike[str]) -> pd.DataFrame:
     return table.to_pandas()
 
 
+def read_run(results_dir: Path, rid: str) -> dict[str, Any] | None:
+    """The summary row of one run, or None when it has none: never run, killed before the end, or a file that
+    is not its row (unreadable, another run's id, no status, columns that do not cast to their declared
+    types), which is named in a warning; a re-run then redoes the run and replaces the file."""
+    import pyarrow.parquet as pq
+
+    path = results_dir / store.RUNS / f"{rid}.parquet"
+    if not path.exists():
+        return None
+    try:
+        rows = conform(pq.read_table(path), runs_schema()).to_pylist()
+    except (OSError, pa.ArrowException) as exc:
+        store.warn_unreadable(path, exc)
+        return None
+    if len(rows) != 1 or rows[0]["run_id"] != rid or not rows[0]["status"]:
+        store.warn_unreadable(path, ValueError(f"not the row of run {rid}: {len(rows)} rows, "
+                                               f"run_id {rows[0]['run_id'] if rows else None!r}"))
+        return None
+    return rows[0]
+
+
+def is_completed(results_dir: Path, rid: str) -> bool:
+    """Whether the run has a row that says it completed."""
+    row = read_run(results_dir, rid)
+    return row is not None and row.get("status") == RunStatus.COMPLETED
+
+
 def read_rows(results_dir: Path, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """The summary rows of these runs that have one, by run id. A few are read one by one; many, through
     `load_runs` (the compacted copy), so a sweep of thousands plans and sums up in seconds."""
     present = set(run_ids) & {name[:-len(".parquet")] for name in listing(results_dir / store.RUNS)}
     if len(present) < 64:
-        rows = {rid: store.read_run(results_dir, rid) for rid in sorted(present)}
+        rows = {rid: read_run(results_dir, rid) for rid in sorted(present)}
         return {rid: row for rid, row in rows.items() if row is not None}
     runs = load_runs(results_dir)
     runs = runs[runs.run_id.isin(present)].astype(object).where(runs.notna(), None)

@@ -33,7 +33,7 @@ from lossbench.identity import RunIdentity, run_identity
 from lossbench.locks import RunLocked, run_lock
 from lossbench.metrics import count_params, grad_stability, param_norm, summarize
 from lossbench.provenance import provenance
-from lossbench.results import write_run
+from lossbench.results import is_completed, read_run, write_run
 from lossbench.schema import SCHEMA_VERSION
 from lossbench.statuses import TRAINED, RunStatus
 from lossbench.tasks.base import Task
@@ -84,9 +84,9 @@ def execute(cfg: DictConfig, choices: dict[str, str], context: RunContext = RunC
             log.warning("%s: not started here", exc)
             return RunRow({"run_id": rid, "status": RunStatus.RUNNING_ELSEWHERE.value, "error": str(exc)},
                           results / store.RUNS / f"{rid}.parquet")
-        if not context.force and store.is_completed(results, rid):  # finished by another trainer meanwhile
+        if not context.force and is_completed(results, rid):  # finished by another trainer meanwhile
             log.info("run %s completed meanwhile (another sweep); not trained again", rid)
-            return RunRow(store.read_run(results, rid) or {}, results / store.RUNS / f"{rid}.parquet")
+            return RunRow(read_run(results, rid) or {}, results / store.RUNS / f"{rid}.parquet")
         if context.parallel_jobs > 1:  # several runs write to one terminal: say whose line it is
             held.enter_context(_prefixed_log(rid))
         share = held.enter_context(HostShare())

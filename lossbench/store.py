@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from lossbench import LossbenchError
-from lossbench.statuses import RunStatus
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -74,36 +73,6 @@ def warn_unreadable(path: Path, exc: BaseException) -> None:
     """One warning line for a result file a reader leaves out."""
     log.warning("skipping unreadable result file %s (%s); re-running its command redoes that run",
                 path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-
-
-def _read(path: Path) -> pa.Table | None:
-    """One Parquet file, or None with a one-line warning when it cannot be read (truncated, not Parquet,
-    unreadable): a reader never crashes on one bad file, and the run it held counts as not done, so a
-    re-run redoes it and replaces the file."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.read_table(path)
-    except (OSError, pa.ArrowException) as exc:
-        warn_unreadable(path, exc)
-        return None
-
-
-def read_run(results_dir: Path, rid: str) -> dict[str, Any] | None:
-    """The summary row of one run, or None when it has none (never run, killed before the end, or an
-    unreadable file)."""
-    path = results_dir / RUNS / f"{rid}.parquet"
-    if not path.exists():
-        return None
-    table = _read(path)
-    return table.to_pylist()[0] if table is not None and table.num_rows else None
-
-
-def is_completed(results_dir: Path, rid: str) -> bool:
-    """Whether the run has a row that says it completed."""
-    row = read_run(results_dir, rid)
-    return row is not None and row.get("status") == RunStatus.COMPLETED
 
 
 def checkpoint_path(results_dir: Path, rid: str) -> Path:

@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from lossbench import LossbenchError, store
+from lossbench import LossbenchError
 from lossbench.config import compose_run
 from lossbench.context import RunContext
 from lossbench.identity import run_identity
@@ -60,6 +60,7 @@ def run_trial(overrides: list[str], context: RunContext, here: bool = True) -> f
     """Compose and preflight the trial's config exactly as a grid job's, train it unless it completed
     already (`context.force` trains again), and return its objective (a float, or a list for several)."""
     from lossbench.build import dry_build  # torch: imported in the trial's process, once its config is known
+    from lossbench.results import read_run
     from lossbench.run import execute
 
     try:
@@ -71,7 +72,7 @@ def run_trial(overrides: list[str], context: RunContext, here: bool = True) -> f
         raise TrialFailed(f"trial {' '.join(overrides)}: {exc}") from None
     identity = run_identity(cfg, choices)
     results = Path(cfg.results_dir).expanduser()
-    row: dict[str, Any] | None = store.read_run(results, identity.run_id)
+    row: dict[str, Any] | None = read_run(results, identity.run_id)
     if context.force or row is None or row.get("status") != RunStatus.COMPLETED:
         row = execute(cfg, choices, context, identity).summary
     else:

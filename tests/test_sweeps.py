@@ -103,6 +103,11 @@ def test_joblib_workers_in_parallel_lose_no_row(tmp_path):
     runs = load_runs(tmp_path / "results")
     assert len(runs) == 4 and runs.run_id.is_unique and (runs.status == "completed").all()
     assert runs.host.nunique() == 1 and "4 runs: 4 completed" in proc.stderr
+    # two runs write to one terminal at once: every line of a run names it
+    for rid in runs.run_id:
+        assert any(line.startswith(f"{rid}  completed  test_acc") for line in proc.stderr.splitlines())
+    steps = [line for line in proc.stderr.splitlines() if " step " in line or line.startswith("step ")]
+    assert steps and all(line.split()[0] in set(runs.run_id) for line in steps)
 
 
 def test_submitit_local_jobs_report_lossbench_status_not_the_launchers(tmp_path):
