@@ -7,6 +7,7 @@ Scripts and tests build models and criteria through these functions, exactly as 
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 from typing import Any
 
@@ -18,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from lossbench import LossbenchError
 from lossbench.config import group_options
 from lossbench.data.base import Dataset, Splits
+from lossbench.data.spec import DataSpec, check_splits
 from lossbench.losses.base import AuxZLoss, Criterion
 from lossbench.models.classifier import Classifier
 from lossbench.tasks.base import Task
@@ -71,23 +73,73 @@ def build_criterion(cfg: DictConfig) -> Criterion:
         raise LossbenchError(f"loss.z_loss: {exc}") from None
 
 
-def dry_build(cfg: DictConfig, choices: dict[str, str], here: bool = True) -> None:
-    """Everything `execute` builds except the data and the backbone, on dummy shapes: catches bad
-    values (e.g. a negative exponent) before any output is written. `cfg` is validated already.
-    `here=False` (jobs for cluster nodes): the device and the data files are checked on the node, where
-    the run will use them, not on the submitting host."""
+def dry_build(cfg: DictConfig, choices: dict[str, str], here: bool = True,
+              data: dict[str, DataSpec | None] | None = None) -> None:
+    """Everything `execute` builds before its first step, and one forward pass of the model on two examples,
+    on the CPU: any error a run could hit before training (a setting a class rejects, a backbone that cannot
+    take the data, empty splits) is one line before anything is written. `cfg` is validated already. The
+    data's shape comes from the dataset's `spec()` or from loading it (data/spec.py), once per dataset config
+    in the `data` cache a preflight shares between its jobs. `here=False` (jobs for cluster nodes): the
+    device and the data files are checked on the node, where the run will use them; the model is built
+    here only where the dataset says its shape without its files."""
     if here:
         resolve_device(cfg.device)
+    task = build(cfg, "task")
     dataset = build(cfg, "dataset")
-    check_task(build(cfg, "task"), dataset, choices)
+    check_task(task, dataset, choices)
     if here:
         dataset.check()
-    head = build(cfg, "loss.head", in_features=4, num_classes=3)
-    build_criterion(cfg)
+    spec = _data_spec(cfg, dataset, choices, here, {} if data is None else data)
+    criterion = build_criterion(cfg)
     trainer = build(cfg, "trainer")
-    optimizer = build(cfg, "optim.optimizer", head.parameters())
+    if spec is None:
+        params = list(build(cfg, "loss.head", in_features=4, num_classes=3).parameters())
+    else:
+        params = list(_dry_forward(cfg, spec, task, criterion, choices).parameters())
+    optimizer = build(cfg, "optim.optimizer", params)
     build(cfg, "optim.scheduler", optimizer, total_steps=trainer.epochs)
     build(cfg, "tracker")
+
+
+def _data_spec(cfg: DictConfig, dataset: Dataset, choices: dict[str, str], here: bool,
+               cache: dict[str, DataSpec | None]) -> DataSpec | None:
+    """The dataset's spec (cached by its config): `spec()` where it has one, else from loading it here."""
+    key = json.dumps(OmegaConf.to_container(cfg.dataset, resolve=True), sort_keys=True, default=str)
+    if key not in cache:
+        name = choices.get("dataset", "?")
+        if hasattr(dataset, "spec"):
+            cache[key] = dataset.spec() if here or not getattr(dataset, "needs_files", True) else None
+        elif not here:
+            cache[key] = None
+        else:
+            try:
+                splits = dataset.load()
+            except LossbenchError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - whatever a dataset raises, a run would have failed on it
+                raise LossbenchError(f"dataset={name}: cannot load it: {type(exc).__name__}: "
+                                     f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+            check_splits(splits, name, getattr(dataset, "kind", "?"))
+            cache[key] = DataSpec.of(splits)
+    return cache[key]
+
+
+def _dry_forward(cfg: DictConfig, spec: DataSpec, task: Task, criterion: Criterion,
+                 choices: dict[str, str]) -> torch.nn.Module:
+    """The model built for this data, and its criterion on the model's outputs for two examples."""
+    where = f"backbone={choices.get('backbone')} with dataset={choices.get('dataset')} (inputs {spec.input_shape})"
+    try:
+        model = build_model(cfg, spec)
+        with torch.no_grad():
+            model.eval()
+            inputs, target = task.batch(spec.sample_x, spec.sample_y)
+            criterion(model(inputs).float(), target)
+    except LossbenchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a shape or setting error the first step would have hit
+        raise LossbenchError(f"{where}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                             ) from None
+    return model
 
 
 def check_task(task: Task, dataset: Dataset, choices: dict[str, str]) -> None:
@@ -101,9 +153,9 @@ def check_task(task: Task, dataset: Dataset, choices: dict[str, str]) -> None:
                          f"does not take (it takes {task.data_kind}){hint}")
 
 
-def build_model(cfg: DictConfig, splits: Splits) -> Classifier:
-    """Backbone + head. The backbone's init depends on the seed only, never on the head, so every
-    head of one seed starts from the same features."""
+def build_model(cfg: DictConfig, splits: Splits | DataSpec) -> Classifier:
+    """Backbone + head for data of this shape. The backbone's init depends on the seed only, never on the
+    head, so every head of one seed starts from the same features."""
     seed = int(cfg.seed)
     torch.manual_seed(seed)
     backbone = build(cfg, "backbone", input_shape=splits.input_shape, vocab_size=splits.vocab_size)

@@ -86,12 +86,15 @@ def preflight(overrides: list[str], multirun: bool) -> list[Job]:
     from lossbench.build import dry_build  # torch: imported once the command line composes
 
     jobs: dict[str, Job] = {}
+    built: set[str] = set()  # cells dry-built: the seeds of a cell build the same objects
+    data: dict = {}  # each distinct dataset config is read once
     for job_overrides, cfg, choices in composed:
         validate(cfg)
         identity = run_identity(cfg, choices)
-        if identity.run_id not in jobs:
-            dry_build(cfg, choices, here)
-            jobs[identity.run_id] = Job(split_hydra(job_overrides)[1], cfg, choices, identity)
+        if identity.cell_id not in built:
+            dry_build(cfg, choices, here, data)
+            built.add(identity.cell_id)
+        jobs.setdefault(identity.run_id, Job(split_hydra(job_overrides)[1], cfg, choices, identity))
     ordered = list(jobs.values())
     ordered.sort(key=lambda job: job.identity.axes["seed"])  # stable: variants cycle within each seed
     return ordered

@@ -122,27 +122,50 @@ def _pinned(cpus: list[int], command: list[str]) -> list[str]:
     return ["taskset", "-c", ",".join(map(str, cpus)), *command]
 
 
+class ConstructedLoad(MachineLoad):
+    """The meter on counters this test writes: (wall s, busy s of our CPUs, CPU s of this process)."""
+
+    def __init__(self, readings: list[tuple[float, float, float]], min_interval_s: float = 0.5) -> None:
+        self.readings = iter(readings)
+        super().__init__(min_interval_s)
+
+    def _counters(self) -> tuple[float, float, float]:
+        return next(self.readings)
+
+
+def test_machine_load_counts_busy_time_of_others_not_its_own():
+    """Constructed load: over 2 s the CPUs were busy 3.0 s, 1.2 s of it this process's: 0.9 cores elsewhere;
+    then 1 s with our own 1.0 s of work only: 0 elsewhere; a look after 0.1 s keeps the last estimate."""
+    load = ConstructedLoad([(0.0, 10.0, 5.0), (2.0, 13.0, 6.2), (3.0, 14.0, 7.2), (3.1, 14.2, 7.2)])
+    assert load.busy_elsewhere() == pytest.approx(0.9)
+    assert load.busy_elsewhere() == pytest.approx(0.0)
+    assert load.busy_elsewhere() == pytest.approx(0.0)  # 0.1 s: shorter than min_interval_s, not re-estimated
+
+
 @two_cpus
-def test_machine_load_counts_other_processes_and_not_this_one():
-    load = MachineLoad(min_interval_s=1.0)
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 1.2:  # this process keeps a core busy: not "elsewhere"
-        pass
-    assert load.busy_elsewhere() < 0.4
+def test_machine_load_sees_a_busy_neighbour_relative_to_the_machine_before_it():
+    """The real counters, on whatever else the machine runs: a process busy on one of our CPUs raises the
+    estimate by the idle capacity it took (up to one core) over a baseline measured just before."""
+    load = MachineLoad(min_interval_s=1.5)
+    before = load.busy_elsewhere()
     busy = subprocess.Popen(_pinned(TWO_CPUS[1:], BUSY))
     try:
-        time.sleep(1.5)
-        assert load.busy_elsewhere() == pytest.approx(1.0, abs=0.35)
+        time.sleep(1.6)
+        during = load.busy_elsewhere()
     finally:
         busy.kill()
         busy.wait()
+    idle = max(0.0, len(TWO_CPUS) - before - 0.1)  # what the neighbour could take (this test sleeps)
+    assert during >= before + 0.6 * min(1.0, idle) - 0.15, (before, during)
+    assert during <= len(TWO_CPUS) + 0.1
 
 
 @two_cpus
 def test_auto_threads_leave_a_busy_neighbour_its_core(tmp_path):
-    """A run that may use two CPUs, one of them held by a busy process, uses 1 thread (2 alone), and its CPU
-    time is not inflated by a second thread spinning while its partner waits for the held core (with 2
-    threads there it took 2.3x the CPU time of the run alone)."""
+    """A run that may use two CPUs, one of them held by a busy process, uses 1 thread, and its CPU time is not
+    inflated by a second thread spinning while its partner waits for the held core (with 2 threads there it
+    took 2.3x the CPU time of the run alone). Relative to runs alone in the same test, so other load on the
+    machine changes neither claim: alone they may use 1 or 2 threads, beside the neighbour 1."""
     args = [sys.executable, "-m", "lossbench", "run", "trainer.epochs=10", "tracker=off", "trainer.progress=false"]
 
     def runs(name: str) -> pd.DataFrame:
@@ -160,8 +183,8 @@ def test_auto_threads_leave_a_busy_neighbour_its_core(tmp_path):
     finally:
         busy.kill()
         busy.wait()
-    assert set(alone.threads) == {2} and set(loaded.threads) == {1}
-    assert loaded.cpu_time_s.median() <= 1.15 * alone.cpu_time_s.median()
+    assert set(loaded.threads) == {1} and min(alone.threads) >= 1
+    assert loaded.cpu_time_s.median() <= 1.3 * alone.cpu_time_s.median()
 
 
 def test_joblib_n_jobs_2_gives_each_job_one_thread(tmp_path):

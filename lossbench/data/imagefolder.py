@@ -22,10 +22,20 @@ from torchvision.transforms.v2.functional import pil_to_tensor
 
 from lossbench import LossbenchError, SettingError
 from lossbench.data.base import Splits, carve_validation
+from lossbench.data.spec import DataSpec
 from lossbench.data.vision import augmentation, check_jitter, standardise
 from lossbench.ranges import NonNegativeFloat, NonNegativeInt, OpenFraction, PositiveInt
 
 _MODES = {1: "L", 3: "RGB"}  # PIL modes
+
+
+def _header(path: str) -> None:
+    """Read an image file's header (PIL identifies the format and size without decoding the pixels)."""
+    try:
+        with Image.open(path):
+            pass
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise LossbenchError(f"{path}: not a readable image ({exc})") from None
 
 
 class ImageFolderDataset:
@@ -57,13 +67,36 @@ class ImageFolderDataset:
         self.val_fraction, self.split_seed = val_fraction, split_seed
 
     def check(self) -> None:
-        """Fail with one line naming the folder when the train or test split is missing."""
+        """One line naming the folder or file when a split is missing or empty, the training split has fewer
+        than two classes, a split's classes differ from the training split's, or an image's header cannot be
+        read (PIL opens each file without decoding it: cheap, and what a corrupt or non-image file fails)."""
         for split in ("train", "test"):
             if not (self.root / split).is_dir():
                 raise LossbenchError(
                     f"image folder not found: expected {self.root / split}/<class>/<image> (and {self.root}/test, "
                     f"optionally {self.root}/val); set dataset.root or data_dir"
                 )
+        classes = None
+        for split in ("train", "val", "test"):
+            if split == "val" and not (self.root / split).is_dir():
+                continue
+            try:
+                folder = torchvision.datasets.ImageFolder(str(self.root / split), loader=_header)
+            except (FileNotFoundError, RuntimeError) as exc:  # no class folder, or a class without images
+                raise LossbenchError(f"{self.root / split}: {str(exc).splitlines()[0]}") from None
+            classes = classes or folder.classes
+            if len(classes) < 2:
+                raise LossbenchError(f"{self.root / split}: {len(classes)} class folder; a classifier needs at least two")
+            if folder.classes != classes:
+                raise LossbenchError(f"{folder.root}: its classes differ from the training split's")
+            for path, _ in folder.samples:
+                _header(path)
+
+    def spec(self) -> DataSpec:
+        """The images' shape (channels x size x size after resizing) and the training split's classes."""
+        self.check()
+        return DataSpec.images(self.channels, self.size, len(torchvision.datasets.ImageFolder(
+            str(self.root / "train"), loader=_header).classes))
 
     def load(self) -> Splits:
         self.check()

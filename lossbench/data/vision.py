@@ -18,9 +18,12 @@ from torch import Tensor
 from lossbench import LossbenchError, SettingError
 from lossbench.data.augment import Augment
 from lossbench.data.base import Splits, carve_validation
+from lossbench.data.spec import DataSpec
 from lossbench.ranges import NonNegativeFloat, NonNegativeInt, OpenFraction
 
 _NUM_CLASSES = {"MNIST": 10, "FashionMNIST": 10, "CIFAR10": 10, "CIFAR100": 100}
+_IMAGES = {"MNIST": (1, 28), "FashionMNIST": (1, 28), "CIFAR10": (3, 32), "CIFAR100": (3, 32)}  # channels, size
+STD_FLOOR = 1e-6  # a channel with (nearly) no spread is divided by this, not by zero
 
 
 class TorchvisionDataset:
@@ -62,6 +65,11 @@ class TorchvisionDataset:
             f"add dataset.download=true data_dir={self.root} to the same command"
         )
 
+    def spec(self) -> DataSpec:
+        """The images' shape and classes, known without reading the files."""
+        channels, size = _IMAGES[self.name]
+        return DataSpec.images(channels, size, _NUM_CLASSES[self.name])
+
     def load(self) -> Splits:
         self.check()
         cls = getattr(torchvision.datasets, self.name)
@@ -80,9 +88,12 @@ class TorchvisionDataset:
 def standardise(train: Tensor, *others: Tensor, mean: list[float] | None = None, std: list[float] | None = None
                 ) -> tuple[tuple[Tensor, ...], tuple[Tensor, Tensor]]:
     """(train, *others) minus the per-channel mean, over the std: the training split's statistics unless
-    given (a NCHW float tensor each); returns the tensors and the (1, C, 1, 1) mean and std used."""
+    given (a NCHW float tensor each); returns the tensors and the (1, C, 1, 1) mean and std used. A std
+    below STD_FLOOR (a constant channel: every pixel the same) is STD_FLOOR, so that channel becomes zeros
+    instead of a division by zero that would make the first training step non-finite."""
     m = train.mean(dim=(0, 2, 3), keepdim=True) if mean is None else torch.tensor(mean).view(1, -1, 1, 1)
     s = train.std(dim=(0, 2, 3), keepdim=True) if std is None else torch.tensor(std).view(1, -1, 1, 1)
+    s = s.clamp_min(STD_FLOOR)
     return tuple((t - m) / s for t in (train, *others)), (m, s)
 
 
