@@ -6,6 +6,7 @@ and `lossbench status` judges liveness by heartbeats."""
 from __future__ import annotations
 
 import json
+import socket
 import os
 import subprocess
 import sys
@@ -116,3 +117,17 @@ def test_two_commands_starting_the_same_run_at_once_train_it_once(tmp_path):
     refused = [e for e in errs if "is already training" in e or "completed meanwhile" in e]
     assert len(trained) == 1 and len(refused) == 1, errs
     assert len(load_runs(results)) == 1 and len(list((results / "history").glob("*.parquet"))) == 1
+
+
+def test_status_lists_a_single_run_in_progress(tmp_path):
+    """A run training now has a lock and no row yet: `status` counts it as running, not as nothing."""
+    results = tmp_path / "r"
+    path = results / store.RUNNING / "0123456789abcdef.json"
+    path.parent.mkdir(parents=True)
+    now = time.time()
+    path.write_text(json.dumps({"run_id": "0123456789abcdef", "pid": os.getpid(), "host": socket.gethostname(),
+                                "started_at": now, "heartbeat_at": now}))
+    from lossbench.status import sweep_status
+
+    line = next(line for line in sweep_status(results).splitlines() if "(single runs)" in line)
+    assert line.split()[1:4] == ["1", "0", "1"]  # 1 run: 0 done, 1 running

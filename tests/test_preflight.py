@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -87,3 +89,21 @@ def test_a_constant_channel_is_standardised_to_zeros_not_divided_by_zero(tmp_pat
     x = torch.full((4, 1, 2, 2), 0.5)
     (out,), (_, std) = standardise(x)
     assert float(std) == pytest.approx(STD_FLOOR) and torch.equal(out, torch.zeros_like(x))  # (x - mean) / floor, x == mean
+
+
+DIGITS = 1797  # scikit-learn's digits: test = round(f_test n), then validation = max(1, round(f_val rest))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rest=st.integers(1, 40), share=st.floats(0.0, 1.0))
+def test_split_fractions_that_leave_no_training_data_are_refused(tmp_path_factory, monkeypatch, rest, share):
+    """A joint constraint: each fraction is in (0, 1), but together they can leave the training split empty.
+    Drawn so that `rest` examples remain after the test split and validation takes all of them."""
+    tmp = tmp_path_factory.mktemp("fractions")
+    test_fraction = (DIGITS - rest) / DIGITS
+    low = (rest - 0.45) / rest  # round(f * rest) == rest from here up
+    val_fraction = min(0.999, low + share * (0.999 - low))
+    assert DIGITS - round(test_fraction * DIGITS) - max(1, round(val_fraction * rest)) <= 0
+    line = refused(tmp, monkeypatch, "dataset=digits", "backbone=mlp", f"dataset.test_fraction={test_fraction}",
+                   f"dataset.val_fraction={val_fraction}")
+    assert "empty split (train)" in line
