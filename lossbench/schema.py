@@ -245,14 +245,17 @@ PER_UNIT = {c.name: c for c in [
 ]}
 
 ALGORITHMIC = {c.name: c for c in [  # task=algorithmic (tasks/algorithmic.py): the harmonic-loss paper's measures
-    _c("grokking_epoch", "float", "first epoch of 20 consecutive evaluations with test accuracy > 0.9 (the "
-       "harmonic-loss paper's grokking epoch); null if never", label="Grokking epoch", block="Performance",
-       higher_is_better=False, fmt=".0f"),
-    _c("fit_epoch", "float", "first epoch of 20 consecutive evaluations with train accuracy > 0.99; null if never",
-       label="Fit epoch", fmt=".0f"),
+    _c("grokking_epoch", "float", "first epoch (from 1; the paper's index + 1) of 20 consecutive evaluations with "
+       "test accuracy > 0.9 (the harmonic-loss paper's grokking epoch); null if never", label="Grokking epoch",
+       block="Performance", higher_is_better=False, fmt=".0f"),
+    _c("fit_epoch", "float", "first epoch (from 1) of 20 consecutive evaluations with train accuracy > 0.9 (the "
+       "paper's threshold); null if never", label="Fit epoch", fmt=".0f"),
     _c("grokking_delay", "float", "grokking_epoch - fit_epoch: how long generalisation lags memorisation",
        label="Grokking delay", block="Performance", higher_is_better=False, fmt=".0f"),
-    _c("embedding_pc2_ev", "float", "explained variance of the top two PCs of the token embedding table",
+    _c("fit_epoch_99", "float", "first epoch (from 1) of 20 consecutive evaluations with train accuracy > 0.99; "
+       "null if never", label="Fit epoch (0.99)", fmt=".0f"),
+    _c("embedding_pc2_ev", "float", "explained variance of the top two PCs of the token embeddings the paper's "
+       "figures plot (equivalence: the numbers; family tree: the people; else all)",
        label="Emb. PC2 EV", block="Interpretability", higher_is_better=True),
     _c("crystal_metric", "float", "the dataset's structure score of the token embedding table "
        "(lossbench/data/algorithmic.py; lower = more structured, except permutation: higher)",
