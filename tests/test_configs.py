@@ -12,8 +12,8 @@ from lossbench.validate import validate
 from lossbench.data.base import Splits
 from lossbench.build import build, dry_build
 
-OFFLINE_DATASETS = ["digits", "mnist1d", "modadd", "spiral", "modular_addition", "equivalence", "permutation",
-                    "family_tree", "lattice", "greater_than"]
+OFFLINE_DATASETS = ["digits", "mnist1d", "modadd", "spiral", "modular_addition", "equivalence", "mod_classification",
+                    "permutation", "family_tree", "lattice", "greater_than"]
 REAL_DATASETS = ["cifar10", "cifar100", "fashion_mnist", "mnist"]
 LM_DATASETS = ["openwebtext", "text_builtin", "text_file"]
 FOLDER_DATASETS = {"imagefolder": "imagefolder", "tinyimagenet": "tiny-imagenet-200-folders"}  # option: folder

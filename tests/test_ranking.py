@@ -113,6 +113,15 @@ def test_variants_missing_on_a_dataset_are_dropped_and_named():
     assert r.dropped == ["c"] and set(r.mean_ranks.index) == {"a", "b", "d"}
 
 
+def test_no_ranking_without_two_variants_on_every_dataset(tmp_path):
+    rows = [synthetic_row(v, s, dataset=d, test_acc=0.8 + 0.01 * s) for d, vs in (("d1", ("ce", "a")), ("d2", ("ce", "b")))
+            for v in vs for s in range(3)]
+    write_synthetic(tmp_path / "results", rows)
+    report = build_report(tmp_path / "results", tmp_path / "r", ["dataset"], ["test_acc"], ["csv"], across="dataset")
+    assert "No ranking of Test acc. across dataset: fewer than two variants" in report.rankings
+    assert "(not on every one: a, b)" in report.rankings and not (tmp_path / "r" / "tables" / "ranking_test_acc.csv").exists()
+
+
 def test_iqm_and_probability_of_improvement_equal_rliable_formulas():
     rng = np.random.default_rng(1)
     x = {"d1": rng.normal(0.8, 0.02, 5), "d2": rng.normal(0.6, 0.05, 5), "d3": rng.normal(0.9, 0.01, 5)}

@@ -9,20 +9,26 @@ also says how "crystallised" a learned embedding table is (`structure`, the pape
 | dataset | examples | structure |
 |---|---|---|
 | modular_addition (p = 31) | (a, b) -> (a + b) mod p, `num` pairs drawn with replacement | circularity: std / mean of the distances to the centroid of the top-2-PC embedding, min-max scaled (0 = a circle) |
-| equivalence (p = 100) | x -> x mod 5 (one token) | mean within-class / mean cross-class distance (0 = classes collapsed to points) |
+| equivalence (p = 40) | (a, b) -> token p if a = b (mod 5) else token p + 1: the training driver's task, the paper's figures | of the p number tokens: mean within-class / mean cross-class distance (0 = classes collapsed to points) |
+| mod_classification (p = 100) | x -> x mod 5 (one token; the code's older loader) | as equivalence |
 | permutation (S4) | (a, b) -> a o b, all 24 x 24 pairs | 4-fold rotational symmetry of the top-2-PC embedding, 1 / (1 + mean nearest-neighbour distance to its rotations); **higher** = more symmetric |
 | family_tree (p = 127) | (person, relation) -> person in a binary family tree: parent, grandparent, sibling | 1 - mean over generations of the first PC's share of that generation's top-2-PC points (0 = every generation on a line) |
 | lattice (p = 5) | three points (a, b, c) of a 5 x 5 grid -> b + c - a (in-context parallelogram) | mean side-length deviation of the grid's parallelograms (0 = a perfect lattice) |
 | greater_than (p = 30) | (a, b) -> "greater" if a > b else "not greater" (two extra tokens) | coefficient of variation of the gaps between consecutive numbers 0 .. p-1 (0 = evenly spaced) |
 
-Splits: `holdout_fraction` (0.2, the paper's 80/20) of the examples are held out and halved into validation and
-test (the paper has no validation split; its 800 training examples are kept). `data_seed` draws the examples
-(the paper draws them with the run's seed: `dataset.data_seed=${seed}`), `split_seed` the split.
+`figure_tokens` are the tokens the paper's embedding figures plot (equivalence: the p numbers; family tree: the
+people; otherwise every token); the embedding EV is measured on them.
 
-The paper draws examples **with replacement**, so many held-out inputs also occur in training (seed 0: 55 % of
-the test inputs of modular_addition, 100 % of equivalence, 90 % of family_tree, 58 % of greater_than, 13 % of
-lattice, 0 % of permutation, which enumerates its pairs). `distinct=true` draws different examples only (up to
-`num`; equivalence has 100 in all), so held-out accuracy measures generalisation.
+Splits as the paper's `split_dataset`: floor((1 - `holdout_fraction`) * N) seeded examples train (800 of 1000,
+460 of S4's 576), the rest is held out. `val_fraction` of the held-out examples validate and the rest test;
+`val_fraction=0` is the paper's split (all held out = test) with no validation split: the engine's per-epoch
+"validation" then reads the training examples, so nothing can select on test data. `data_seed` draws the
+examples, `split_seed` the split (the paper uses the run's seed for both: `${seed}`).
+
+The paper draws examples **with replacement**, so many held-out inputs also occur in training (seed 0, the
+paper's split: 65 % of the test inputs of modular_addition, 46 % of equivalence, 100 % of mod_classification,
+88 % of family_tree, 66 % of greater_than, 10 % of lattice, 0 % of permutation, which enumerates its pairs).
+`distinct=true` draws different examples only (up to `num`), so held-out accuracy measures generalisation.
 """
 
 from __future__ import annotations
@@ -33,32 +39,22 @@ from typing import Annotated, ClassVar
 
 import numpy as np
 import torch
-from annotated_types import Ge
+from annotated_types import Ge, Interval
 
 from lossbench import SettingError
-from lossbench.data.base import Splits, carve_validation
+from lossbench.data.base import Splits
+from lossbench.data.crystal import (
+    circularity,
+    class_ratio,
+    gap_cv,
+    generation_linearity,
+    parallelogram_deviation,
+    rotational_symmetry,
+)
 from lossbench.ranges import NonNegativeInt, OpenFraction, PositiveInt
 
 Examples = tuple[np.ndarray, np.ndarray]  # (N, T) input token ids, (N,) label token ids
-
-
-def top2(embedding: np.ndarray) -> np.ndarray:
-    """Coordinates on the first two principal components (centred, unscaled; sklearn's PCA would agree)."""
-    centred = embedding - embedding.mean(axis=0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    return centred @ vt[:2].T
-
-
-def explained_variance_ratio(points: np.ndarray) -> np.ndarray:
-    """Explained-variance ratio of every principal component of the rows of `points`."""
-    singular = np.linalg.svd(points - points.mean(axis=0), compute_uv=False)
-    return singular**2 / max(float((singular**2).sum()), 1e-300)
-
-
-def _unit_box(points: np.ndarray) -> np.ndarray:
-    """Min-max scale each coordinate to [0, 1] (the paper's normalisation before its 2-D metrics)."""
-    low, high = points.min(axis=0), points.max(axis=0)
-    return (points - low) / np.where(high > low, high - low, 1.0)
+ValFraction = Annotated[float, Interval(ge=0, lt=1)]  # [0, 1): the held-out share that validates
 
 
 class AlgorithmicDataset:
@@ -70,11 +66,13 @@ class AlgorithmicDataset:
 
     def __init__(self, p: Annotated[int, Ge(2)] | None = None, num: PositiveInt = 1000,
                  holdout_fraction: OpenFraction = 0.2, data_seed: NonNegativeInt = 0,
-                 split_seed: NonNegativeInt = 0, distinct: bool = False) -> None:
+                 split_seed: NonNegativeInt = 0, distinct: bool = False, val_fraction: ValFraction = 0.5) -> None:
         self.p = self.default_p if p is None else p
         if self.p < 2:
             raise SettingError(f"dataset.p must be >= 2, got {self.p}")
-        self.num, self.holdout_fraction = num, holdout_fraction
+        if not 0 <= val_fraction < 1:
+            raise SettingError(f"dataset.val_fraction must be in [0, 1), got {val_fraction}")
+        self.num, self.holdout_fraction, self.val_fraction = num, holdout_fraction, val_fraction
         self.data_seed, self.split_seed, self.distinct = data_seed, split_seed, distinct
 
     def distinct_examples(self, rng: np.random.Generator, draws: int = 50) -> Examples:
@@ -94,6 +92,11 @@ class AlgorithmicDataset:
     def vocab_size(self) -> int:
         return self.p
 
+    @property
+    def figure_tokens(self) -> np.ndarray:
+        """The tokens the paper's embedding figures plot (module docstring): every token unless a dataset says."""
+        return np.arange(self.vocab_size)
+
     def examples(self, rng: np.random.Generator) -> Examples:
         raise NotImplementedError
 
@@ -104,14 +107,24 @@ class AlgorithmicDataset:
     def check(self) -> None:
         """Nothing to check: the data is generated."""
 
+    def split(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(train, validation, test) indices of n examples (module docstring); validation is the training
+        indices when `val_fraction` is 0."""
+        order = np.random.default_rng(self.split_seed).permutation(n)
+        n_train = int(n * (1 - self.holdout_fraction) + 1e-9)  # the paper's int(num * train_ratio)
+        train, held = order[:n_train], order[n_train:]
+        if self.val_fraction == 0:
+            return train, train, held
+        n_val = max(1, round(self.val_fraction * len(held)))
+        return train, held[:n_val], held[n_val:]
+
     def load(self) -> Splits:
         rng = np.random.default_rng(self.data_seed)
         x, y = self.distinct_examples(rng) if self.distinct else self.examples(rng)
         x_t, y_t = torch.as_tensor(x, dtype=torch.long), torch.as_tensor(y, dtype=torch.long)
-        x_tr, y_tr, held_x, held_y = carve_validation(x_t, y_t, self.holdout_fraction, self.split_seed)
-        x_val, y_val, x_te, y_te = carve_validation(held_x, held_y, 0.5, self.split_seed + 1)
-        return Splits(x_tr, y_tr, x_val, y_val, x_te, y_te, num_classes=self.vocab_size, vocab_size=self.vocab_size,
-                      structure=self.structure)
+        train, val, test = (torch.as_tensor(i) for i in self.split(len(y)))
+        return Splits(x_t[train], y_t[train], x_t[val], y_t[val], x_t[test], y_t[test], num_classes=self.vocab_size,
+                      vocab_size=self.vocab_size, structure=self.structure, figure_tokens=self.figure_tokens)
 
 
 class ModularAddition(AlgorithmicDataset):
@@ -124,34 +137,45 @@ class ModularAddition(AlgorithmicDataset):
         return x, (x[:, 0] + x[:, 1]) % self.p
 
     def structure(self, embedding: np.ndarray) -> float:
-        points = _unit_box(top2(embedding))
-        radii = np.linalg.norm(points - points.mean(axis=0), axis=1)
-        return float(radii.std() / radii.mean())
+        return circularity(embedding)
 
 
-class Equivalence(AlgorithmicDataset):
-    """x -> x mod `classes` (one token); the paper's "equivalence classes" (p = 100, 5 classes)."""
+class ModClassification(AlgorithmicDataset):
+    """x -> x mod `classes` (one token), p = 100: grow-crystals' `mod_classification_dataset`, the older loader."""
 
     default_p = 100
 
     def __init__(self, p: Annotated[int, Ge(2)] | None = None, classes: Annotated[int, Ge(2)] = 5, num: PositiveInt = 1000,
-                 holdout_fraction: OpenFraction = 0.2, data_seed: NonNegativeInt = 0,
-                 split_seed: NonNegativeInt = 0, distinct: bool = False) -> None:
-        super().__init__(p, num, holdout_fraction, data_seed, split_seed, distinct)
+                 holdout_fraction: OpenFraction = 0.2, data_seed: NonNegativeInt = 0, split_seed: NonNegativeInt = 0,
+                 distinct: bool = False, val_fraction: ValFraction = 0.5) -> None:
+        super().__init__(p, num, holdout_fraction, data_seed, split_seed, distinct, val_fraction)
         self.classes = classes
+
+    @property
+    def figure_tokens(self) -> np.ndarray:
+        return np.arange(self.p)
 
     def examples(self, rng: np.random.Generator) -> Examples:
         x = rng.integers(0, self.p, size=(self.num, 1))
         return x, x[:, 0] % self.classes
 
     def structure(self, embedding: np.ndarray) -> float:
-        dist = np.linalg.norm(embedding[:, None] - embedding[None], axis=-1)
-        ids = np.arange(len(embedding))
-        same = ids[:, None] % self.classes == ids[None] % self.classes
-        cross = dist[~same].mean()
-        within = dist[same]
-        within = within[within < cross]  # the paper drops within-class outliers farther than the cross mean
-        return float(within.mean() / cross)
+        return class_ratio(embedding[: self.p], self.classes)
+
+
+class Equivalence(ModClassification):
+    """(a, b) -> token p if a = b (mod `classes`) else token p + 1, p = 40: grow-crystals' `mod_equiv_dataset`,
+    what its training driver (`driver.py`, since 2025-01-23) trains and the paper's figures plot (`emb[:40]`)."""
+
+    default_p = 40
+
+    @property
+    def vocab_size(self) -> int:
+        return self.p + 2
+
+    def examples(self, rng: np.random.Generator) -> Examples:
+        x = rng.integers(0, self.p, size=(self.num, 2))
+        return x, np.where((x[:, 0] - x[:, 1]) % self.classes == 0, self.p, self.p + 1)
 
 
 class Permutation(AlgorithmicDataset):
@@ -176,14 +200,7 @@ class Permutation(AlgorithmicDataset):
         return pairs, labels
 
     def structure(self, embedding: np.ndarray) -> float:
-        points = _unit_box(top2(embedding))
-        points = points - points.mean(axis=0)
-        gaps = []
-        for angle in np.linspace(0, 2 * np.pi, self.p, endpoint=False)[1:]:
-            c, s = np.cos(angle), np.sin(angle)
-            rotated = points @ np.array([[c, -s], [s, c]]).T
-            gaps.append(np.linalg.norm(points[:, None] - rotated[None], axis=-1).min(axis=1).mean())
-        return float(1.0 / (1.0 + np.mean(gaps)))
+        return rotational_symmetry(embedding, self.p)
 
 
 class FamilyTree(AlgorithmicDataset):
@@ -213,18 +230,16 @@ class FamilyTree(AlgorithmicDataset):
         chosen = facts[rng.integers(0, len(facts), size=self.num)]
         return chosen[:, :2], chosen[:, 2]
 
+    @property
+    def figure_tokens(self) -> np.ndarray:
+        return np.arange(1, self.p)  # the people
+
     def generation(self, person: int) -> int:
         return int(np.floor(np.log2(person)))
 
     def structure(self, embedding: np.ndarray) -> float:
         people = np.arange(1, self.p)
-        points = top2(embedding[people])
-        shares = []
-        for level in sorted({self.generation(i) for i in people}):
-            members = points[[self.generation(i) == level for i in people]]
-            if len(members) >= 5:
-                shares.append(explained_variance_ratio(members)[0])
-        return float(1.0 - np.mean(shares))
+        return generation_linearity(embedding[people], [self.generation(i) for i in people])
 
 
 class Lattice(AlgorithmicDataset):
@@ -248,20 +263,7 @@ class Lattice(AlgorithmicDataset):
         return ids[:, :3], ids[:, 3]
 
     def structure(self, embedding: np.ndarray) -> float:
-        deviations = []
-        grid = [(i, j) for i in range(self.p) for j in range(self.p)]
-        for a, b, c in itertools.combinations(grid, 3):
-            d = (b[0] + c[0] - a[0], b[1] + c[1] - a[1])
-            if not (0 <= d[0] < self.p and 0 <= d[1] < self.p):
-                continue
-            if a[0] == b[0] == c[0] or a[1] == b[1] == c[1]:  # collinear along a grid line
-                continue
-            ea, eb, ec, ed = (embedding[q[0] * self.p + q[1]] for q in (a, b, c, d))
-            ab, cd = np.linalg.norm(eb - ea), np.linalg.norm(ed - ec)
-            ac, bd = np.linalg.norm(ec - ea), np.linalg.norm(eb - ed)
-            bc, ad = np.linalg.norm(ec - eb), np.linalg.norm(ed - ea)
-            deviations.append(np.hypot(ab - cd, ac - bd) / np.sqrt((ab**2 + bc**2 + cd**2 + ad**2) / 2))
-        return float(np.mean(deviations))
+        return parallelogram_deviation(embedding, self.p)
 
 
 class GreaterThan(AlgorithmicDataset):
@@ -278,6 +280,4 @@ class GreaterThan(AlgorithmicDataset):
         return x, np.where(x[:, 0] > x[:, 1], self.p + 1, self.p)
 
     def structure(self, embedding: np.ndarray) -> float:
-        gaps = np.linalg.norm(np.diff(embedding[: self.p], axis=0), axis=1)
-        return float(gaps.std() / gaps.mean())
-
+        return gap_cv(embedding[: self.p])

@@ -46,6 +46,7 @@ class Splits:
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None
     # algorithmic datasets: the crystal metric of a learned (vocab_size, d) embedding table (data/algorithmic.py)
     structure: Callable[[np.ndarray], float] | None = None
+    figure_tokens: np.ndarray | None = None  # algorithmic datasets: the tokens the embedding EV is measured on
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -66,6 +66,9 @@ def write_ranking(tables: list[GroupTable], across: str, rest: tuple, metric: Me
     stds = pd.DataFrame({t.key[across]: t.std[metric.name] for t in tables}).T
     ranking = rank_across(means, higher)
     variants = list(ranking.mean_ranks.index)
+    if len(variants) < 2:
+        return [(f"\n*No ranking of {metric.title} across {across}: fewer than two variants have a value on every "
+                 f"{across} (not on every one: {', '.join(ranking.dropped) or 'none'}).*\n")]
     scores = {v: {t.key[across]: t.values[metric.name][v].dropna().to_numpy(dtype=float) for t in tables
                   if v in t.values[metric.name]} for v in variants}
     iqms = {v: iqm_interval(s) for v, s in normalise(scores, higher).items()}

@@ -20,7 +20,7 @@ from lossbench.report.catalogue import columns_of
 from lossbench.report.curves import curve_figure
 from lossbench.report.formats import blocks_of, column_exponent, significant
 from lossbench.report.palette import Palette
-from lossbench.report.plotting import Figure, legend_outside, plt, save, variant_handles
+from lossbench.report.plotting import MAX_INCHES, Figure, legend_outside, plt, save, variant_handles
 
 ROW_INCHES = 0.16  # one variant's row in the forest plot: 11.5 pt, above its 7 pt label
 RADAR_MAX = 9  # variants drawn on a radar (the palette's coloured ones)
@@ -41,12 +41,12 @@ def forest_figure(table: GroupTable, block: str, metrics: list[Metric], base: Pa
         reason = "the baseline is not in this group" if table.baseline is None else "no other variant to compare"
         return Figure(name, note=f"not drawn: {reason}")
     variants = [c.variant for c in table.comparisons[metrics[0].name]]
-    cols = min(6, len(metrics))
-    rows_n = -(-len(metrics) // cols)
+    rows_n = -(-len(metrics) // 6)  # at most six panels a row, rows filled evenly
+    cols = -(-len(metrics) // rows_n)
     row = min(ROW_INCHES, 10.0 / (len(variants) * rows_n))
     label_pt = min(7.0, row * 72 * 0.7)
     longest = max(len(v) for v in variants)
-    width = max(5.0, 1.9 * cols + 0.055 * label_pt * longest)
+    width = min(MAX_INCHES[0], max(5.0, 1.9 * cols + 0.0075 * label_pt * longest + 0.4))  # labels: 0.55 em a character
     title = (f"{table.title} - {block}: difference vs {table.baseline}, paired by seed; 95 % CI of the paired t-test; "
              "filled: declared significant (repeated-measures ANOVA over the variants, then paired t Holm-corrected "
              f"over the {len(variants)} comparisons with {table.baseline}, p < 0.05)")
@@ -64,12 +64,11 @@ def forest_figure(table: GroupTable, block: str, metrics: list[Metric], base: Pa
         for chosen, colour, face in ((filled, "C0", "C0"), (~filled, "0.45", "white")):  # one artist per style
             if chosen.any():
                 ax.errorbar(diff[chosen], rows[chosen], xerr=np.nan_to_num([low[chosen], high[chosen]]), fmt="o",
-                            ms=3.5,
-                            color=colour, mfc=face, capsize=2, lw=0.9)
+                            ms=3.5, color=colour, mfc=face, capsize=2, lw=0.9)
         ax.axvline(0.0, color="black", lw=0.8)
         better = {True: "→ better", False: "← better"}[bool(m.higher_is_better)]
         modelled = " (modelled)" if m.energy_derived and table.modelled_energy else ""
-        ax.set_title(f"{m.title}{modelled}\n{better}", fontsize=8)
+        ax.set_title(f"{m.label or m.name}{modelled}\n{better}", fontsize=8)  # the unit is on the x axis
         ax.set_xlabel(f"Δ vs {table.baseline}{_scaled(m, exp)}", fontsize=7)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=3))
         ax.tick_params(axis="x", labelsize=7)
@@ -178,7 +177,8 @@ def radar_figure(table: GroupTable, palette: Palette, base: Path) -> Figure:
     ax.set_ylim(0, 1)
     fig.suptitle(f"{table.title}\nmin-max normalised per axis across the drawn variants; [min .. max] of the means",
                  fontsize=8, x=0.385)
-    fig.legend(handles=variant_handles(variants, palette), loc="upper right", fontsize=7, frameon=False)
+    fig.legend(handles=variant_handles(variants, palette), loc="upper left", bbox_to_anchor=(0.76, 0.86), fontsize=7,
+               frameon=False)  # right of the axis labels
     others = len(table.mean.index) - len(variants)
     notes = ([f"not drawn: {others} grey variant(s) (see the tables)"] if others else []) + (
         [f"axes without a value for every variant: {', '.join(dropped)}"] if dropped else [])

@@ -38,6 +38,7 @@ def save(fig: plt.Figure, base: Path) -> dict[str, Path]:
         path = base.with_suffix(f".{ext}")
         fig.savefig(path, dpi=150)
         paths[ext] = path
+        fig.set_layout_engine("none")  # the PDF keeps the PNG's layout (in points: the same) instead of redoing it
     plt.close(fig)
     return paths
 
