@@ -42,17 +42,43 @@ def test_every_group_has_options_and_the_lists_are_complete():
             assert first.startswith("# ") and len(first) > 10, f"{group}/{option}.yaml needs a description line"
 
 
+ALGORITHMIC = ["modular_addition", "equivalence", "mod_classification", "permutation", "family_tree", "lattice",
+               "greater_than"]
+# what a dataset or backbone option is dry-built with: a task and a partner that can train together
+PARTNER = {
+    **{("dataset", d): ["task=algorithmic", "backbone=toy_mlp"] for d in ALGORITHMIC},
+    **{("dataset", d): ["task=lm", "backbone=gpt"] for d in LM_DATASETS},
+    ("dataset", "modadd"): ["backbone=embedding_mlp"],
+    **{("dataset", d): ["backbone=mlp"] for d in ["digits", "mnist1d", "spiral", *REAL_DATASETS, *FOLDER_DATASETS]},
+    **{("backbone", b): ["dataset=cifar10"] for b in ("resnet18", "resnet50", "pvt")},
+    ("backbone", "embedding_mlp"): ["dataset=modadd"],
+    ("backbone", "toy_mlp"): ["task=algorithmic", "dataset=modular_addition"],
+    ("backbone", "toy_transformer"): ["task=algorithmic", "dataset=lattice"],
+    ("backbone", "pixels"): ["dataset=digits"],
+    ("backbone", "gpt"): ["task=lm", "dataset=text_builtin"],
+}
+
+
+def image_tree(root) -> None:
+    """Two classes of two 8 x 8 PNGs in train/ and test/ (an image folder the preflight accepts)."""
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for name in ("ant", "bee"):
+            (root / split / name).mkdir(parents=True)
+            for i in range(2):
+                Image.new("RGB", (8, 8), (40 * i, 90, 200)).save(root / split / name / f"{i}.png")
+
+
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in group_options(g)])
 def test_option_composes_and_dry_builds(compose, group, option, tmp_path):
     (tmp_path / "t.txt").write_text("some text " * 400)
     for name in ("train.bin", "val.bin"):  # nanoGPT-format token files for openwebtext (experiment=paper_lm)
         torch.randint(0, 50257, (5000,), dtype=torch.int32).numpy().astype("uint16").tofile(tmp_path / name)
-    for folder in FOLDER_DATASETS.values():  # image folders: the split folders (their images are checked on load)
-        for split in ("train", "test"):
-            (tmp_path / folder / split).mkdir(parents=True)
-    lm = ["task=lm", f"dataset.path={tmp_path / 't.txt'}"] if (group, option) == ("dataset", "text_file") else (
-        ["task=lm"] if group == "dataset" and option in LM_DATASETS else [])
-    cfg, choices = compose(*lm, f"{group}={option}", f"data_dir={tmp_path}")
+    for folder in FOLDER_DATASETS.values():
+        image_tree(tmp_path / folder)
+    extra = [f"dataset.path={tmp_path / 't.txt'}"] if (group, option) == ("dataset", "text_file") else []
+    cfg, choices = compose(*PARTNER.get((group, option), []), f"{group}={option}", *extra, f"data_dir={tmp_path}")
     assert choices[group] == option
     if "download" in cfg.dataset:  # real datasets: claim a download so the missing files do not stop the check
         cfg.dataset.download = True
