@@ -3,10 +3,16 @@ watchdog need about processes and cluster jobs (Linux `/proc`, `os.kill(pid, 0)`
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def pid_alive(pid: int) -> bool:
@@ -52,3 +58,21 @@ def requeued() -> bool:
     """True in a SLURM job that runs again after a requeue (preemption, time-limit checkpoint, `scontrol
     requeue`)."""
     return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+
+
+def exit_with_launcher(pid: int, started: str | None, interval_s: float = 0.5) -> None:
+    """End this worker process now if the launcher is gone, else as soon as it goes (a daemon thread)."""
+
+    def end() -> None:
+        log.error("the lossbench run that launched this job (pid %d) is gone: ending job process %d", pid, os.getpid())
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if not process_alive(pid, started):
+        end()
+
+    def watch() -> None:
+        while process_alive(pid, started):
+            time.sleep(interval_s)
+        end()
+
+    threading.Thread(target=watch, name="lossbench-launcher-watch", daemon=True).start()

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
-import time
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -26,7 +23,7 @@ from lossbench.config import (
     split_hydra,
 )
 from lossbench.context import RunContext
-from lossbench.host import process_alive, process_started, requeued
+from lossbench.host import exit_with_launcher, process_started, requeued
 from lossbench.locks import RunLocked, describe_holder, run_lock
 from lossbench.plan import (
     CommandResult,
@@ -38,7 +35,7 @@ from lossbench.plan import (
     sweep_id,
     sweep_summary,
 )
-from lossbench.validate import validate, validate_launcher
+from lossbench.validate import SWEEPER_TYPES, validate, validate_launcher
 
 log = logging.getLogger(__name__)
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -153,6 +150,7 @@ def run_sweeper(overrides: list[str], context: RunContext) -> CommandResult:
     validate(cfg)
     settings = hydra_settings(fixed + hydra_overrides)
     validate_launcher(settings.launcher)
+    validate_launcher(settings.sweeper, "hydra.sweeper", SWEEPER_TYPES)
     target = str(settings.sweeper._target_)
     dry_build(cfg, choices, here="slurm" not in str(settings.launcher.get("_target_", "")).lower())
     directions = trial.directions(trial.objective_columns(cfg))
@@ -178,10 +176,19 @@ def run_sweeper(overrides: list[str], context: RunContext) -> CommandResult:
             hydra_context = HydraContext(config_loader=hydra.config_loader, callbacks=Callbacks(master))
             sweeper = Plugins.instance().instantiate_sweeper(config=master, hydra_context=hydra_context,
                                                              task_function=_trial_function(run_context, not slurm))
-            sweeper.sweep(arguments=list(master.hydra.overrides.task))
+            try:
+                sweeper.sweep(arguments=list(master.hydra.overrides.task))
+            except Exception as exc:  # noqa: BLE001 - e.g. no trial completed: the rows and the study say what ran
+                stopped = f"the sweeper stopped: {type(exc).__name__}: {_first_line(exc)}"
+            else:
+                stopped = None
         finally:
             GlobalHydra.instance().clear()
-    return _study_summary(Path(master.hydra.sweep.dir), target, sweep, results_dir)
+    result = _study_summary(Path(master.hydra.sweep.dir), target, sweep, results_dir)
+    if stopped:
+        result.lines.insert(0, stopped)
+        result.exit_code = 1
+    return result
 
 
 def _trial_function(context: RunContext, local: bool) -> Any:
@@ -195,7 +202,7 @@ def _trial_function(context: RunContext, local: bool) -> Any:
         from lossbench import trial
 
         if local and os.getpid() != launcher[0]:
-            _exit_with_launcher(*launcher)
+            exit_with_launcher(*launcher)
         return trial.run_trial(list(HydraConfig.get().overrides.task), context, here=local)
 
     return task
@@ -244,7 +251,7 @@ def _task_function(jobs: list[Job], context: RunContext, local: bool) -> Any:
         from lossbench.run import execute
 
         if local and os.getpid() != launcher[0]:
-            _exit_with_launcher(*launcher)
+            exit_with_launcher(*launcher)
         num = OmegaConf.select(HydraConfig.get(), "job.num", default=0) if len(jobs) > 1 else 0
         job = jobs[num]
         # --restart applies to a job's first start, not to its resumption after a SLURM requeue
@@ -259,21 +266,3 @@ def _parallel_jobs(launcher: DictConfig) -> int:
     if not isinstance(n_jobs, int):
         return 1
     return (os.cpu_count() or 1) if n_jobs < 0 else max(1, n_jobs)
-
-
-def _exit_with_launcher(pid: int, started: str | None, interval_s: float = 0.5) -> None:
-    """End this worker process now if the launcher is gone, else as soon as it goes (a daemon thread)."""
-
-    def end() -> None:
-        log.error("the lossbench run that launched this job (pid %d) is gone: ending job process %d", pid, os.getpid())
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    if not process_alive(pid, started):
-        end()
-
-    def watch() -> None:
-        while process_alive(pid, started):
-            time.sleep(interval_s)
-        end()
-
-    threading.Thread(target=watch, name="lossbench-launcher-watch", daemon=True).start()

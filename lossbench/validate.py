@@ -24,7 +24,15 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lossbench import LossbenchError
 from lossbench.config import HYDRA_KEYS
-from lossbench.ranges import NonNegativeInt, PositiveFloat, PositiveInt, Seed, describe, satisfies
+from lossbench.ranges import (
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    Seed,
+    describe,
+    satisfies,
+)
 
 ROOT_TYPES: dict[str, Any] = {
     "seed": Seed, "data_dir": Annotated[str, MinLen(1)], "results_dir": Annotated[str, MinLen(1)],
@@ -43,11 +51,15 @@ LAUNCHER_TYPES: dict[str, Any] = {
 }
 
 
-def validate_launcher(launcher: DictConfig) -> None:
-    """The launcher's settings against LAUNCHER_TYPES (those it has), one line naming the key."""
-    for key, hint in LAUNCHER_TYPES.items():
+# ... and of the sweepers that drive tuning (Optuna's; a plugin without these keys is not checked here)
+SWEEPER_TYPES: dict[str, Any] = {"n_trials": PositiveInt, "n_jobs": PositiveInt, "max_failure_rate": Probability}
+
+
+def validate_launcher(launcher: DictConfig, node: str = "hydra.launcher", types: dict[str, Any] | None = None) -> None:
+    """The launcher's (or, with SWEEPER_TYPES, the sweeper's) settings it has, one line naming the key."""
+    for key, hint in (LAUNCHER_TYPES if types is None else types).items():
         if key in launcher and not _matches(launcher[key], hint):
-            raise LossbenchError(f"hydra.launcher.{key}: got {launcher[key]!r}; valid: {_valid(launcher[key], hint)}")
+            raise LossbenchError(f"{node}.{key}: got {launcher[key]!r}; valid: {_valid(launcher[key], hint)}")
 
 
 def validate(cfg: DictConfig) -> None:
