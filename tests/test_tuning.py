@@ -85,12 +85,21 @@ def test_a_trial_with_an_invalid_value_fails_alone(tmp_path):
     (["optim.optimizer.lrr=interval(1e-4,1e-1)"], "unknown key 'optim.optimizer.lrr'"),
     ([LOG_LR, "objective=[test_accuracy]"], "objective: 'test_accuracy' is not a result column"),
     ([LOG_LR, "optim.optimizer.weight_decay=-1"], "weight_decay"),
+    ([LOG_LR, "hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials: got 0; valid: int >= 1"),
 ])
 def test_bad_sweeps_are_one_line_exit_2_and_write_nothing(tmp_path, args, message):
     results = tmp_path / "r"
     result = CliRunner().invoke(app, ["run", "-m", "hydra/sweeper=optuna", *args, f"results_dir={results}"])
     assert result.exit_code == 2 and message in result.output, result.output
     assert result.output.count("\n") == 1 and not results.exists()
+
+
+def test_a_study_whose_every_trial_fails_says_so_and_exits_1(tmp_path):
+    results = tmp_path / "r"
+    outcome = run_command(["hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "optim.optimizer.lr=choice(-1,-2)",
+                           *DIGITS, "trainer.epochs=1", f"results_dir={results}"], multirun=True)
+    assert outcome.exit_code == 1 and outcome.lines[0].startswith("the sweeper stopped")
+    assert any("2 trials, 0 complete, 2 failed" in line for line in outcome.lines)
 
 
 def test_an_interval_without_a_sampling_sweeper_is_one_line(tmp_path):
