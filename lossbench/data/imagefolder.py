@@ -29,6 +29,14 @@ from lossbench.ranges import NonNegativeFloat, NonNegativeInt, OpenFraction, Pos
 _MODES = {1: "L", 3: "RGB"}  # PIL modes
 
 
+def _same_classes(folder: torchvision.datasets.ImageFolder, classes: list[str]) -> None:
+    """One line naming the split folder when its class folders differ from the training split's."""
+    if folder.classes != classes:
+        extra, missing = set(folder.classes) - set(classes), set(classes) - set(folder.classes)
+        raise LossbenchError(f"{folder.root}: its classes differ from the training split's "
+                             f"(extra: {sorted(extra)[:5]}, missing: {sorted(missing)[:5]})")
+
+
 def _header(path: str) -> None:
     """Read an image file's header (PIL identifies the format and size without decoding the pixels)."""
     try:
@@ -87,8 +95,7 @@ class ImageFolderDataset:
             classes = classes or folder.classes
             if len(classes) < 2:
                 raise LossbenchError(f"{self.root / split}: {len(classes)} class folder; a classifier needs at least two")
-            if folder.classes != classes:
-                raise LossbenchError(f"{folder.root}: its classes differ from the training split's")
+            _same_classes(folder, classes)
             for path, _ in folder.samples:
                 _header(path)
 
@@ -114,10 +121,7 @@ class ImageFolderDataset:
 
     def _read(self, folder: torchvision.datasets.ImageFolder, classes: list[str]) -> tuple[Tensor, Tensor]:
         """Every image of one split as (N, C, size, size) floats in [0, 1], labels in the training split's order."""
-        if folder.classes != classes:
-            extra, missing = set(folder.classes) - set(classes), set(classes) - set(folder.classes)
-            raise LossbenchError(f"{folder.root}: its classes differ from the training split's "
-                                 f"(extra: {sorted(extra)[:5]}, missing: {sorted(missing)[:5]})")
+        _same_classes(folder, classes)
         resize = torchvision.transforms.v2.Resize((self.size, self.size), antialias=True)
         images = []
         for path, _ in folder.samples:
