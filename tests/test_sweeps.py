@@ -20,9 +20,16 @@ from lossbench.plan import preflight
 FAST = ["backbone=mlp", "trainer.epochs=1", "tracker=off", "trainer.progress=false", "device=cpu"]
 
 
-def lossbench(tmp_path: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+EXTENSIONS = Path(__file__).resolve().parent / "extensions"
+# backbone=fails_mid_training (tests/extensions): a run that fails while it trains, after a clean preflight
+WITH_FAULTS = {**os.environ, "LOSSBENCH_CONFIG_PATH": str(EXTENSIONS / "conf"),
+               "PYTHONPATH": os.pathsep.join(p for p in (str(EXTENSIONS), os.environ.get("PYTHONPATH", "")) if p)}
+
+
+def lossbench(tmp_path: Path, *args: str, timeout: int = 600, env: dict[str, str] | None = None
+              ) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "lossbench", "run", *args, f"results_dir={tmp_path / 'results'}"]
-    return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def started_runs(proc: subprocess.CompletedProcess[str]) -> int:
@@ -55,20 +62,20 @@ def test_two_by_two_grid_gives_four_completed_rows(tmp_path):
 
 
 def test_failing_and_diverging_runs_are_recorded_and_the_rest_complete(tmp_path):
-    proc = lossbench(tmp_path, "-m", "optim=sgd", "optim.optimizer.lr=0.01,1e12", "backbone=mlp,embedding_mlp",
-                     "trainer.epochs=2", "tracker=off", "trainer.progress=false")
+    proc = lossbench(tmp_path, "-m", "optim=sgd", "optim.optimizer.lr=0.01,1e12", "backbone=mlp,fails_mid_training",
+                     "trainer.epochs=2", "tracker=off", "trainer.progress=false", env=WITH_FAULTS)
     assert proc.returncode == 1
     runs = load_runs(tmp_path / "results").set_index(["backbone", "status"])
-    assert sorted(runs.index) == [("embedding_mlp", "failed"), ("embedding_mlp", "failed"),
+    assert sorted(runs.index) == [("fails_mid_training", "failed"), ("fails_mid_training", "failed"),
                                   ("mlp", "completed"), ("mlp", "diverged")]
-    failed = runs.loc[("embedding_mlp", "failed")]
-    assert failed.error.str.contains("needs a token dataset").all()
+    failed = runs.loc[("fails_mid_training", "failed")]
+    assert failed.error.str.contains("injected failure at training forward 3").all()
     for log in failed.error_log:
         assert "Traceback" in Path(log).read_text()
     summary = proc.stderr[proc.stderr.index("4 runs:"):]
     assert "1 completed, 1 diverged, 2 failed" in summary and "non-finite training loss" in summary
     status = subprocess.run([sys.executable, "-m", "lossbench", "status", str(tmp_path / "results")],
-                            capture_output=True, text=True, check=True).stdout
+                            capture_output=True, text=True, check=True, env=WITH_FAULTS).stdout
     sweep_line = status.splitlines()[1].split()
     assert sweep_line[1:8] == ["4", "1", "0", "2", "1", "0", "0"]  # runs done running failed diverged stopped pending
     assert status.count("failed    ") == 2 and "diverged  " in status
@@ -112,12 +119,13 @@ def test_joblib_workers_in_parallel_lose_no_row(tmp_path):
 
 def test_submitit_local_jobs_report_lossbench_status_not_the_launchers(tmp_path):
     proc = lossbench(tmp_path, "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=30",
-                     "backbone=mlp,embedding_mlp", "trainer.epochs=1", "tracker=off", "trainer.progress=false")
+                     "backbone=mlp,fails_mid_training", "trainer.epochs=1", "tracker=off", "trainer.progress=false",
+                     env=WITH_FAULTS)
     assert proc.returncode == 1, proc.stderr  # submitit calls the raising job a success; lossbench does not
     runs = load_runs(tmp_path / "results")
     assert len(runs) == 2, proc.stderr[-3000:]
     runs = runs.set_index("backbone")
-    assert runs.loc["mlp", "status"] == "completed" and runs.loc["embedding_mlp", "status"] == "failed"
+    assert runs.loc["mlp", "status"] == "completed" and runs.loc["fails_mid_training", "status"] == "failed"
     assert "2 runs: 1 completed, 1 failed" in proc.stderr
 
 
