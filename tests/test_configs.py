@@ -7,10 +7,10 @@ import torch
 from hydra.utils import instantiate
 
 from lossbench import LossbenchError
-from lossbench.config import GROUPS, conf_dir, group_options
-from lossbench.validate import validate
-from lossbench.data.base import Splits
 from lossbench.build import build, dry_build
+from lossbench.config import GROUPS, conf_dir, group_options
+from lossbench.data.base import Splits
+from lossbench.validate import validate
 
 OFFLINE_DATASETS = ["digits", "mnist1d", "modadd", "spiral", "modular_addition", "equivalence", "mod_classification",
                     "permutation", "family_tree", "lattice", "greater_than"]

@@ -14,9 +14,9 @@ from conftest import schema_gaps
 from test_distances import N_FEATURES, make
 from test_lm import TINY_LM, VOCAB
 
+from lossbench.build import build
 from lossbench.config import group_options
 from lossbench.results import load_runs
-from lossbench.build import build
 from lossbench.run import execute
 
 pytestmark = pytest.mark.gpu

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from lossbench.build import build, build_model
 from lossbench.config import compose_run
 from lossbench.data.algorithmic import (
     Equivalence,
@@ -23,7 +24,6 @@ from lossbench.data.algorithmic import (
 )
 from lossbench.data.crystal import explained_variance_ratio
 from lossbench.results import load_runs
-from lossbench.build import build, build_model
 from lossbench.run import execute
 from lossbench.tasks.algorithmic import first_sustained, grokking
 

@@ -14,9 +14,9 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
+from lossbench.build import build
 from lossbench.data.augment import Augment, color_jitter, rotate
 from lossbench.results import load_runs
-from lossbench.build import build
 from lossbench.run import execute
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,6 +13,7 @@ import torch
 from test_distances import make
 
 from lossbench import LossbenchError
+from lossbench.build import build, build_model
 from lossbench.config import group_options
 from lossbench.data.text import BuiltinText, OpenWebText, TextFile, WindowLoader
 from lossbench.engine import Trainer
@@ -25,7 +26,6 @@ from lossbench.report import build_report
 from lossbench.report.aggregate import best_variants
 from lossbench.report.catalogue import columns_of
 from lossbench.results import load_history, load_runs
-from lossbench.build import build, build_model
 from lossbench.run import execute
 from lossbench.tasks import LanguageModeling
 

@@ -6,8 +6,8 @@ and `lossbench status` judges liveness by heartbeats."""
 from __future__ import annotations
 
 import json
-import socket
 import os
+import socket
 import subprocess
 import sys
 import time

@@ -11,8 +11,8 @@ import math
 import pytest
 import torch
 
-from lossbench.config import compose_run
 from lossbench.build import build, build_model
+from lossbench.config import compose_run
 from lossbench.schedule import WarmupCosine
 
 # reference.md §2.1, transcribed: (backbone, dataset) -> optimiser, lr, weight decay, momentum, epochs,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torchvision.datasets.cifar
 
-from lossbench.results import load_runs
 from lossbench.build import build
+from lossbench.results import load_runs
 from lossbench.run import execute
 
 

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from test_distances import make
 
-from lossbench.config import compose_run
 from lossbench.build import build
+from lossbench.config import compose_run
 
 
 def _signed(m: int, v: int, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

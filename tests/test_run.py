@@ -8,10 +8,10 @@ import pytest
 import torch
 from conftest import schema_gaps
 
+from lossbench.build import build, build_model
 from lossbench.config import group_options
 from lossbench.cost import energy as emissions
 from lossbench.results import load_history, load_runs
-from lossbench.build import build, build_model
 from lossbench.run import execute
 
 OFFLINE = [

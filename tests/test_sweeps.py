@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from lossbench.config import group_options, sweep_jobs
-from lossbench.results import load_history, load_runs
 from lossbench.plan import preflight
+from lossbench.results import load_history, load_runs
 
 FAST = ["backbone=mlp", "trainer.epochs=1", "tracker=off", "trainer.progress=false", "device=cpu"]
 
