@@ -23,11 +23,11 @@ from lossbench.report.aggregate import GroupTable
 from lossbench.report.catalogue import columns_of
 from lossbench.report.cells import differing_keys
 from lossbench.report.curves import curve_stats
-from lossbench.report.page import ERROR_CHARS, Sources
+from lossbench.report.page import ERROR_CHARS, GROUP_CURVES, Sources
 
 MAX_POINTS = 200  # per run and curve; longer curves keep every k-th point and the last
 CURVES = ("grad_norm_mean", "train_loss", "val_loss")  # drawn for a run besides its task's headline metric
-GROUP_CURVES = (("headline", None), ("grad_norm_mean", "mean grad-norm"))  # the group's charts (as the figures)
+NAMES = {"grad_norm_mean": "mean grad-norm"}  # curve titles of columns without a label in the catalogue
 
 
 def rounded(value: Any) -> float | None:
@@ -86,7 +86,7 @@ def group_entry(table: GroupTable, history: pd.DataFrame) -> dict[str, Any]:
     """A group's cells (variant -> run ids), its metrics' titles and its mean ± std curves per variant."""
     view, catalogue = table.task.report, columns_of(table.task)
     charts = []
-    for column, label in GROUP_CURVES:
+    for column in GROUP_CURVES:
         column = view.headline if column == "headline" else column
         stats, why = curve_stats(table, history, column)
         means = {}
@@ -94,8 +94,8 @@ def group_entry(table: GroupTable, history: pd.DataFrame) -> dict[str, Any]:
             own = own.droplevel("variant")
             means[str(v)] = [[rounded(x) for x in own.index], [rounded(m) for m in own["mean"]],
                              [rounded(s) for s in own["std"]]]
-        title = label or (catalogue[column].title if column in catalogue else column)
-        charts.append({"column": column, "title": f"{title} over training", "means": means, "note": why})
+        charts.append({"column": column, "title": f"{_title(column, catalogue)} over training", "means": means,
+                       "note": why})
     cells = {str(v): [str(r) for r in ids] for v, ids in table.rows.groupby("variant").run_id}
     return {"title": table.title, "x": view.curve_x, "cells": cells, "baseline": table.baseline,
             "metrics": {m.name: m.title for m in table.metrics}, "charts": charts}
@@ -123,10 +123,15 @@ def payload(sources: Sources) -> dict[str, Any]:
             "highlighted": [v for v in palette.colours if v in variants], "titles": curve_titles(sources.tables)}
 
 
+def _title(column: str, catalogue: dict) -> str:
+    found = catalogue.get(column)
+    return NAMES.get(column) or (found.title if found is not None else column.replace("_", " "))
+
+
 def curve_titles(tables: list[GroupTable]) -> dict[str, str]:
     """Titles of the curves' columns (the catalogue's, else the name in words)."""
-    titles = {c: c.replace("_", " ") for c in CURVES}
+    titles = {c: _title(c, {}) for c in CURVES}
     for table in tables:
         catalogue = columns_of(table.task)
-        titles.update({c: catalogue[c].title for c in (table.task.report.headline, *CURVES) if c in catalogue})
+        titles.update({c: _title(c, catalogue) for c in (table.task.report.headline, *CURVES)})
     return titles

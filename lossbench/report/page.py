@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from lossbench.report.plotting import Figure
 
 CURVE_SUFFIX = " over training"  # curves.curve_figure's names: the page draws these curves itself, interactive
+GROUP_CURVES = ("headline", "grad_norm_mean")  # those curves (figures.group_figures), drawn from drill.py's data
 ERROR_CHARS = 300  # an error line longer than this is cut (the full traceback: the run's error_log)
 
 
@@ -167,7 +168,7 @@ def group_view(table: GroupTable, g: int, figures: list[Figure], embed) -> dict[
             "comparison": comparison_view(table, g, table.metrics),
             "figures": [figure_view(f.name, f.paths, f.note, embed) for f in figures
                         if not f.name.endswith(CURVE_SUFFIX)],
-            "curves": [f.name for f in figures if f.name.endswith(CURVE_SUFFIX)],
+            "charts": len(GROUP_CURVES),
             "measurement": measurement(table), "unfinished": run_rows(table.rows)}
 
 

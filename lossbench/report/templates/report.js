@@ -129,7 +129,7 @@ function groupChart(el) {
   for (const [v, m] of means) {
     series.push({ xs: m[0], ys: m[1], sd: m[2], band: shown.has(v), colour: colour(v), width: shown.has(v) ? 2.2 : 1.2, opacity: 1, name: `${v} (mean over seeds)` });
   }
-  const legend = means.filter(([v]) => shown.has(v)).reverse().map(([v]) => [v, colour(v)]);
+  const legend = DATA.highlighted.filter((v) => v in chart.means).map((v) => [v, colour(v)]);
   if (means.some(([v]) => !shown.has(v))) legend.push(["other variants (grey)", "#9a9a9a"]);
   lineChart(el, { title: chart.title, x: g.x, series, legend, note: "thick: mean over the seeds of each cell, band ± std; thin: the runs" });
 }
@@ -157,14 +157,24 @@ function runCharts(ids, x, first) {
   }));
 }
 
+function cellKeys(ids) {
+  const byVariant = new Map();
+  for (const id of ids) {
+    const r = DATA.runs[id];
+    if (!byVariant.has(r.variant)) byVariant.set(r.variant, new Set());
+    byVariant.get(r.variant).add(keysText(r.keys));
+  }
+  return `<dl class="measure keys">${[...byVariant].map(([v, keys]) => `<dt>${esc(v)}</dt><dd>${[...keys].map(esc).join(" | ")}</dd>`).join("")}</dl>`;
+}
+
 function runsTable(ids, metric) {
-  const head = `<tr><th>run</th><th>variant</th><th class="num">seed</th><th>status</th>${metric ? '<th class="num">value</th>' : ""}<th>config keys that differ</th><th>error</th></tr>`;
+  const head = `<tr><th>run</th><th>variant</th><th class="num">seed</th><th>status</th>${metric ? '<th class="num">value</th>' : ""}<th>error</th></tr>`;
   const rows = ids.map((id) => {
     const r = DATA.runs[id];
     return `<tr><td class="drill run" data-run="${esc(id)}" tabindex="0"><code>${esc(id)}</code></td><td>${esc(r.variant)}</td>` +
       `<td class="num seed" data-sort="${r.seed}">${r.seed}</td><td class="status ${esc(r.status)}">${esc(r.status)}</td>` +
       (metric ? `<td class="num value" data-sort="${r.values[metric] ?? ""}">${fmt(r.values[metric])}</td>` : "") +
-      `<td class="keys">${esc(keysText(r.keys))}</td><td class="error">${esc(r.error)}</td></tr>`;
+      `<td class="error">${esc(r.error)}</td></tr>`;
   });
   return `<div class="scroll"><table class="sortable runs"><thead>${head}</thead><tbody>${rows.join("")}</tbody></table></div>`;
 }
@@ -177,7 +187,7 @@ function cellDrill(d) {
   const what = d.m ? g.metrics[d.m] : `${status} runs`;
   let html = `<h2>${esc(variants.join(" vs "))}: ${esc(what)}</h2><p class="caption">${esc(g.title)}: ${ids.length} ${esc(status)} run(s)` +
     (d.m && !d.b ? "; the table's mean and std are over these runs" : "") + (d.b ? "; paired by seed" : "") + ".</p>";
-  html += runsTable(ids, d.m);
+  html += `<p class="caption">Config keys that tell the cell from the others in its group:</p>${cellKeys(ids)}${runsTable(ids, d.m)}`;
   const charts = runCharts(ids, g.x, g.charts[0].column);
   html += charts.map((_, i) => `<figure class="chart" data-panel-chart="${i}"></figure>`).join("");
   openPanel(html, charts);
