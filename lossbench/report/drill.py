@@ -7,7 +7,7 @@
   the mean ± std curves per variant (curves.curve_stats: the numbers the PNG curves draw);
 - `colours`: the report's palette (one colour per variant, grey beyond the highlighted ones).
 
-Values are rounded to six significant digits and a run's curve is thinned to MAX_POINTS points: they are for
+Values are rounded to six significant digits and a curve is thinned to about MAX_POINTS points: they are for
 looking (the tables' numbers come from page.py, at the CSV's precision).
 """
 
@@ -25,7 +25,7 @@ from lossbench.report.cells import differing_keys
 from lossbench.report.curves import curve_stats
 from lossbench.report.page import ERROR_CHARS, GROUP_CURVES, Sources
 
-MAX_POINTS = 200  # per run and curve; longer curves keep every k-th point and the last
+MAX_POINTS = 200  # per curve; a longer one keeps every k-th point and the last
 CURVES = ("grad_norm_mean", "train_loss", "val_loss")  # drawn for a run besides its task's headline metric
 NAMES = {"grad_norm_mean": "mean grad-norm"}  # curve titles of columns without a label in the catalogue
 
@@ -39,13 +39,12 @@ def rounded(value: Any) -> float | None:
     return float(f"{number:.6g}") if math.isfinite(number) else None
 
 
-def thinned(xs: list, ys: list) -> list[list]:
-    """At most MAX_POINTS (x, y) points of a curve: every k-th, and the last."""
-    if len(xs) > MAX_POINTS:
-        step = math.ceil(len(xs) / MAX_POINTS)
-        keep = list(range(0, len(xs), step)) + ([len(xs) - 1] if (len(xs) - 1) % step else [])
-        xs, ys = [xs[i] for i in keep], [ys[i] for i in keep]
-    return [[rounded(v) for v in xs], [rounded(v) for v in ys]]
+def thinned(*series: list) -> list[list]:
+    """A curve's aligned series (x, y, ...) at most MAX_POINTS + 1 points long: every k-th and the last; rounded."""
+    n = len(series[0])
+    step = max(1, math.ceil(n / MAX_POINTS))
+    keep = list(range(0, n, step)) + ([n - 1] if n and (n - 1) % step else [])
+    return [[rounded(values[i]) for i in keep] for values in series]
 
 
 def run_curves(history: pd.DataFrame, run_ids: pd.Series, x: str, columns: list[str]) -> dict[str, dict]:
@@ -92,8 +91,7 @@ def group_entry(table: GroupTable, history: pd.DataFrame) -> dict[str, Any]:
         means = {}
         for v, own in (() if stats is None else stats.groupby(level="variant")):
             own = own.droplevel("variant")
-            means[str(v)] = [[rounded(x) for x in own.index], [rounded(m) for m in own["mean"]],
-                             [rounded(s) for s in own["std"]]]
+            means[str(v)] = thinned(list(own.index), own["mean"].tolist(), own["std"].tolist())
         charts.append({"column": column, "title": f"{_title(column, catalogue)} over training", "means": means,
                        "note": why})
     cells = {str(v): [str(r) for r in ids] for v, ids in table.rows.groupby("variant").run_id}
