@@ -12,7 +12,8 @@ and data (the drill-down JSON); the report's build time (s) and the part of it s
 Chromium the median over loads of the time to interactive (navigation start to the ready mark the page's
 script sets), of DOMContentLoaded and of the load event (ms), the time a click on the first number takes to
 open its drill-down (ms), and the requests that left the file (must be 0). Wall-clock times on this machine.
-With --screenshot, the first report's top and one drill-down are saved as PNGs (PATH and PATH-drill).
+With --screenshot, the first report's top, one drill-down and its first learning curves with a tooltip are saved
+as PNGs (PATH, PATH-drill, PATH-curves).
 """
 
 from __future__ import annotations
@@ -86,9 +87,26 @@ def measure_in_browser(driver, page: Path, loads: int, screenshot: Path | None) 
         "return performance.now() - t;")
     if screenshot is not None:
         driver.save_screenshot(str(screenshot.with_name(f"{screenshot.stem}-drill{screenshot.suffix}")))
+        hover_screenshot(driver, screenshot.with_name(f"{screenshot.stem}-curves{screenshot.suffix}"))
     median = {k: statistics.median(t[k] for t in timings) for k in timings[0]}
     return {"interactive (ms)": median["ready_ms"], "DOMContentLoaded (ms)": median["dom_content_loaded_ms"],
             "load (ms)": median["load_ms"], "drill-down click (ms)": click_ms, "requests out": len(left)}
+
+
+def hover_screenshot(driver, path: Path) -> None:
+    """The first group's learning curves, the pointer on the middle point of a run's curve (its tooltip shown)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    driver.execute_script("document.getElementById('drill').hidden = true;"
+                          "document.querySelector('.chart[data-chart]').scrollIntoView({block: 'center'})")
+    svg = driver.find_element(By.CSS_SELECTOR, ".chart[data-chart] svg")
+    points = re.findall(r"([\d.]+),([\d.]+)", svg.find_element(By.TAG_NAME, "path").get_attribute("d"))
+    x, y = (float(v) for v in points[len(points) // 2])
+    scale = svg.rect["width"] / 600  # the chart's viewBox width
+    ActionChains(driver).move_to_element_with_offset(
+        svg, int(x * scale - svg.rect["width"] / 2), int(y * scale - svg.rect["height"] / 2)).perform()
+    driver.save_screenshot(str(path))
 
 
 def main() -> None:
