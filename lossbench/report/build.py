@@ -54,6 +54,7 @@ def build_report(
     LossbenchError (one line) on bad arguments or when there is nothing to report. Every variant is
     compared with `baseline` (default: `ce`, where a group has it), paired by seed. With `across` (a
     column, e.g. dataset) the variants are also ranked over that column's groups (across.py)."""
+    results_dir, out = Path(results_dir), Path(out)  # callers pass config strings too (test_lm: cfg.results_dir)
     formats = formats or ["md", "tex", "csv", "html"]
     bad = [f for f in formats if f not in FORMAT_ALIASES]
     if bad:
