@@ -85,12 +85,16 @@ function lineChart(el, spec) {
       points.push([sx(x), sy(s.ys[i]), s, i]);
     });
     parts.push(`<path d="${d}" fill="none" stroke="${s.colour}" stroke-width="${s.width}" opacity="${s.opacity}"/>`);
+    if (ok.filter(Boolean).length === 1) {  // a lone point draws no line: a dot instead
+      const i = ok.indexOf(true);
+      parts.push(`<circle cx="${sx(s.xs[i])}" cy="${sy(s.ys[i])}" r="${1.5 + s.width}" fill="${s.colour}" opacity="${s.opacity}"/>`);
+    }
   }
-  parts.push(`<circle r="4" fill="none" stroke="#1d1d1f" stroke-width="1.5" visibility="hidden"/></svg>`);
+  parts.push(`<circle class="hover" r="4" fill="none" stroke="#1d1d1f" stroke-width="1.5" visibility="hidden"/></svg>`);
   const legend = (spec.legend || []).map(([name, c]) => `<span><i style="background:${c}"></i>${esc(name)}</span>`).join("");
   el.innerHTML = `<figcaption>${esc(spec.title)}</figcaption>${parts.join("")}<div class="legend">${legend}</div>` +
     (spec.note ? `<figcaption>${esc(spec.note)}</figcaption>` : "");
-  const svg = el.querySelector("svg"), dot = svg.querySelector("circle");
+  const svg = el.querySelector("svg"), dot = svg.querySelector("circle.hover");
   let near = null;
   svg.addEventListener("mousemove", (e) => {
     const box = svg.getBoundingClientRect();
