@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from html.parser import HTMLParser
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -171,7 +172,7 @@ def test_long_curves_are_thinned_to_every_kth_point_and_the_last():
 
     xs, ys = thinned(list(range(1001)), [0.123456789 * i for i in range(1001)])
     assert len(xs) <= MAX_POINTS + 1 and xs[0] == 0 and xs[-1] == 1000 and ys[-1] == 123.457
-    assert len({b - a for a, b in zip(xs[:-1], xs[1:-1])}) == 1 and thinned([1.0], [2.0]) == [[1.0], [2.0]]
+    assert len({b - a for a, b in pairwise(xs[:-1])}) == 1 and thinned([1.0], [2.0]) == [[1.0], [2.0]]
 
 
 def test_the_svg_figures_are_the_same_bytes_every_time(tmp_path):
