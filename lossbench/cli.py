@@ -144,7 +144,8 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="Where tables, figures and index.md go.")] = Path("report"),
     group_by: Annotated[str, typer.Option("--group-by", help="Columns that split the tables.")] = "dataset,backbone",
     metrics: Annotated[str | None, typer.Option("--metrics", help="Comma list of metrics (default: all).")] = None,
-    formats: Annotated[str, typer.Option("--format", help="Comma list: markdown, latex, csv.")] = "markdown,latex,csv",
+    formats: Annotated[str, typer.Option("--format", help="Comma list: markdown, latex, csv, html (index.html: "
+                                         "one self-contained page).")] = "markdown,latex,csv,html",
     table: Annotated[str, typer.Option("--table", help="all, performance, interpretability or sustainability.")] = "all",
     x: Annotated[str | None, typer.Option("--x", help="Also plot the first metric against this config path "
                                           "(e.g. backbone.widths), one line per variant.")] = None,
@@ -172,7 +173,8 @@ def report(
         typer.echo(built.rankings)
     if built.sweep:
         typer.echo(built.sweep)
-    typer.echo(f"wrote {out / 'index.md'} ({len(built.tables)} group(s): tables and figures)")
+    page = f" and {built.html}" if built.html else ""
+    typer.echo(f"wrote {out / 'index.md'}{page} ({len(built.tables)} group(s): tables and figures)")
 
 
 @app.command()

@@ -52,13 +52,23 @@ def schema_gaps(summary: dict, task, results_dir=None, test_each_eval: bool = Tr
 # reason printed, except in CI (CI=true), where .ci/run installs every service it can: there they run and fail.
 # A GPU is hardware, not a package: CI machines have none, so `gpu` tests are deselected there too, with the
 # reason printed (they run on any machine with CUDA).
-INSTALLED_BY_CI = ("latex", "slurm")
+INSTALLED_BY_CI = ("latex", "slurm", "browser")
 SERVICES = {
+    "browser": (lambda: _browser_present(), "chromium, chromedriver or selenium not found (apt-get install chromium "
+                "chromium-driver; pip install selenium)"),
     "gpu": (lambda: torch.cuda.is_available(), "no CUDA device"),
     "latex": (lambda: shutil.which("pdflatex") is not None, "pdflatex not found (apt-get install texlive-latex-base "
               "texlive-latex-recommended)"),
     "slurm": (lambda: _slurm_up(), "no SLURM cluster answers sinfo (start one: bash scripts/slurm_local_cluster.sh)"),
 }
+
+
+def _browser_present() -> bool:
+    import importlib.util
+
+    from lossbench.browser import binaries
+
+    return all(binaries()) and importlib.util.find_spec("selenium") is not None
 
 
 def _slurm_up() -> bool:

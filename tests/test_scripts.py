@@ -1,4 +1,5 @@
-"""The benchmark scripts run in CI-sized form and print their tables; the wheel ships conf/."""
+"""The benchmark scripts run in CI-sized form and print their tables; the wheel ships conf/ and the HTML
+report's templates."""
 
 from __future__ import annotations
 
@@ -83,12 +84,22 @@ def test_wheel_ships_the_config_tree(tmp_path):
     shipped = {n for n in names if n.startswith("lossbench/conf/")}
     expected = {f"lossbench/conf/{p.relative_to(ROOT / 'conf')}" for p in (ROOT / "conf").rglob("*.yaml")}
     assert expected and expected == shipped
+    templates = {f"lossbench/report/templates/{name}" for name in ("report.html.j2", "report.css", "report.js")}
+    assert templates <= set(names)  # the HTML report's template and assets
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)
     code = "import lossbench.config as c; print(c.conf_dir())"
     found = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(target)},
                            capture_output=True, text=True, check=True).stdout.strip()
     assert found == str(target / "lossbench" / "conf")
+
+
+@pytest.mark.browser
+def test_bench_html_prints_the_page_size_and_time_to_interactive_with_no_request_out():
+    rows = _rows(_script("scripts/bench_html.py", "--sizes", "20", "--loads", "1"))
+    (row,) = [dict(zip(rows["report"], cells)) for name, cells in rows.items() if name.startswith("synthetic")]
+    assert row["runs"] == "20" and row["groups"] == "1" and row["requests out"] == "0"
+    assert 0 < float(row["figures (MB)"]) < float(row["page (MB)"]) and float(row["interactive (ms)"]) > 0
 
 
 def test_bench_parallel_prints_the_four_scenarios_with_threads():

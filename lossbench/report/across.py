@@ -12,6 +12,7 @@ import json
 import math
 import re
 import textwrap
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +28,19 @@ from lossbench.report.plotting import Figure, plt, save
 from lossbench.report.ranking import Ranking, rank_across
 
 TIED = "≈"
+
+
+@dataclass
+class RankingView:
+    """One ranking as index.md and the HTML page show it: title, caption (or why there is no ranking), the table's
+    header and rows (the markdown's cells), the group tables by value of the ranked column, the CD diagram."""
+
+    title: str
+    note: str
+    head: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    tables: dict[str, GroupTable] = field(default_factory=dict)
+    figure: Figure | None = None
 
 
 def partitions(tables: list[GroupTable], across: str) -> dict[tuple, list[GroupTable]]:
@@ -59,16 +73,18 @@ def _cell(mean: float, std: float, rank: float) -> str:
 
 
 def write_ranking(tables: list[GroupTable], across: str, rest: tuple, metric: Metric, baseline: str | None,
-                  palette: Palette, out: Path, suffix: str) -> list[str]:
-    """One ranking: files under out/tables and out/figures; the markdown lines for index.md."""
+                  palette: Palette, out: Path, suffix: str) -> tuple[list[str], RankingView]:
+    """One ranking: files under out/tables and out/figures; the markdown lines for index.md and its view."""
     higher = bool(metric.higher_is_better)
     means = pd.DataFrame({t.key[across]: t.mean[metric.name] for t in tables}).T
     stds = pd.DataFrame({t.key[across]: t.std[metric.name] for t in tables}).T
     ranking = rank_across(means, higher)
     variants = list(ranking.mean_ranks.index)
+    title = f"{metric.title} across {across}" + "".join(f", {k}={v}" for k, v in rest)
     if len(variants) < 2:
-        return [(f"\n*No ranking of {metric.title} across {across}: fewer than two variants have a value on every "
-                 f"{across} (not on every one: {', '.join(ranking.dropped) or 'none'}).*\n")]
+        why = (f"No ranking of {metric.title} across {across}: fewer than two variants have a value on every "
+               f"{across} (not on every one: {', '.join(ranking.dropped) or 'none'}).")
+        return [f"\n*{why}*\n"], RankingView(title, why)
     scores = {v: {t.key[across]: t.values[metric.name][v].dropna().to_numpy(dtype=float) for t in tables
                   if v in t.values[metric.name]} for v in variants}
     iqms = {v: iqm_interval(s) for v, s in normalise(scores, higher).items()}
@@ -98,9 +114,10 @@ def write_ranking(tables: list[GroupTable], across: str, rest: tuple, metric: Me
                "best": ranking.best, "tied_with_best": sorted(tied), "baseline": baseline,
                "bootstrap_replicates": REPS, "interval": 0.95}
     (out / "tables" / f"{name}.json").write_text(json.dumps({k: _json(v) for k, v in summary.items()}, indent=2) + "\n")
-    title = f"{metric.title} across {across}" + "".join(f", {k}={v}" for k, v in rest)
     note = _caption(ranking, title, across, baseline, higher)
-    md = _markdown(ranking, stds, iqms, poi, tied, note, baseline)
+    head, rows = _grid(ranking, stds, iqms, poi, tied, baseline)
+    md = "\n".join([note, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+                     *("| " + " | ".join(cells) + " |" for cells in rows)]) + "\n"
     (out / "tables" / f"{name}.md").write_text(md)
     (out / "tables" / f"{name}.tex").write_text(_latex(ranking, stds, iqms, poi, tied, note, baseline, name))
     figure = cd_figure(ranking, palette, title, out / "figures" / f"cd_{metric.name}{suffix}")
@@ -110,7 +127,7 @@ def write_ranking(tables: list[GroupTable], across: str, rest: tuple, metric: Me
         lines.append(f"- {figure.name} ({ext}): [{path.relative_to(out)}]({path.relative_to(out)})")
     if "png" in figure.paths:
         lines.append(f"\n  ![{figure.name}]({figure.paths['png'].relative_to(out)})\n")
-    return lines
+    return lines, RankingView(title, note, head, rows, {t.key[across]: t for t in tables}, figure)
 
 
 def _caption(r: Ranking, title: str, across: str, baseline: str | None, higher: bool) -> str:
@@ -134,17 +151,18 @@ def _interval(i) -> str:
     return "–" if i is None or not math.isfinite(i.value) else f"{i.value:.2f} [{i.low:.2f}, {i.high:.2f}]"
 
 
-def _markdown(r: Ranking, stds: pd.DataFrame, iqms, poi, tied, note: str, baseline: str | None) -> str:
+def _grid(r: Ranking, stds: pd.DataFrame, iqms, poi, tied, baseline: str | None) -> tuple[list[str], list[list[str]]]:
+    """The ranking table's header and rows (one per variant, best mean rank first), as index.md prints them."""
     datasets = list(r.means.index)
     head = ["variant", "mean rank", "IQM [95 % CI]"] + ([f"P(> {baseline}) [95 % CI]"] if baseline else []) + [
         f"{d}: mean (rank)" for d in datasets]
-    lines = [note, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for v in r.mean_ranks.index:
-        cells = [v, f"{r.mean_ranks[v]:.2f}{' ' + TIED if v in tied else ''}", _interval(iqms[v])]
+        cells = [str(v), f"{r.mean_ranks[v]:.2f}{' ' + TIED if v in tied else ''}", _interval(iqms[v])]
         cells += [_interval(poi.get(v))] if baseline else []
         cells += [_cell(r.means.at[d, v], float(stds.at[d, v]), r.ranks.at[d, v]) for d in datasets]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append(cells)
+    return head, rows
 
 
 def _latex(r: Ranking, stds: pd.DataFrame, iqms, poi, tied, note: str, baseline: str | None, name: str) -> str:
@@ -194,16 +212,21 @@ def cd_figure(r: Ranking, palette: Palette, title: str, base: Path) -> Figure:
 
 
 def across_report(tables: list[GroupTable], across: str, metric_names: list[str] | None, baseline: str | None,
-                  palette: Palette, out: Path) -> list[str]:
-    """Every ranking of the report: lines for index.md (a note where a ranking cannot be made)."""
+                  palette: Palette, out: Path) -> tuple[list[str], list[RankingView]]:
+    """Every ranking of the report: lines for index.md (a note where a ranking cannot be made) and views."""
     found = partitions(tables, across)
     lines: list[str] = []
+    views: list[RankingView] = []
     for (task, rest), group in found.items():
         suffix = "" if len(found) == 1 else "_" + "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", v) for _, v in rest)
         if len(group) < 2:
-            lines.append(f"\n*No ranking across {across}{suffix.replace('_', ' ')}: one value of {across} only.*\n")
+            why = f"No ranking across {across}{suffix.replace('_', ' ')}: one value of {across} only."
+            lines.append(f"\n*{why}*\n")
+            views.append(RankingView(f"Ranking across {across}{suffix.replace('_', ' ')}", why))
             continue
         group_baseline = baseline if all(baseline in t.mean.index for t in group) else None
         for metric in ranked_metrics(task, metric_names):
-            lines += write_ranking(group, across, rest, metric, group_baseline, palette, out, suffix)
-    return lines
+            more, view = write_ranking(group, across, rest, metric, group_baseline, palette, out, suffix)
+            lines += more
+            views.append(view)
+    return lines, views

@@ -1,4 +1,5 @@
-"""`lossbench report`: tables (per task, group and format), figures and `index.md` from a results folder.
+"""`lossbench report`: tables (per task, group and format), figures, `index.md` and the self-contained
+`index.html` (html.py) from a results folder.
 
 Reads only Parquet rows (`load_runs`, `load_history`). Runs of different tasks get separate tables with
 their task's own metrics (catalogue.py).
@@ -15,6 +16,7 @@ from lossbench.report.aggregate import GroupTable, aggregate, sweep_table
 from lossbench.report.catalogue import check_metric_names, columns_of, metrics_of, task_targets
 from lossbench.report.formats import FORMAT_ALIASES, sweep_markdown, to_csv, to_markdown
 from lossbench.report.latex import to_latex
+from lossbench.report.page import Sources, Sweep
 from lossbench.report.tuning import to_markdown as tuning_markdown
 from lossbench.report.tuning import tuning_tables
 from lossbench.results import load_history, load_runs
@@ -28,11 +30,12 @@ WRITERS = {"md": (to_markdown, "md"), "tex": (to_latex, "tex"), "csv": (to_csv, 
 @dataclass
 class Report:
     """What `build_report` wrote: the group tables, with --x the metric-vs-config table (markdown), with
-    --across the rankings (markdown, as index.md shows them)."""
+    --across the rankings (markdown, as index.md shows them), and the HTML page where asked for."""
 
     tables: list[GroupTable]
     sweep: str | None = None
     rankings: str | None = None
+    html: Path | None = None
 
 
 def build_report(
@@ -47,14 +50,16 @@ def build_report(
     baseline: str | None = None,
     across: str | None = None,
 ) -> Report:
-    """Write tables (per task, group and format), figures and `index.md` under `out`; raise
+    """Write tables (per task, group and format), figures, `index.md` and `index.html` under `out`; raise
     LossbenchError (one line) on bad arguments or when there is nothing to report. Every variant is
     compared with `baseline` (default: `ce`, where a group has it), paired by seed. With `across` (a
     column, e.g. dataset) the variants are also ranked over that column's groups (across.py)."""
-    formats = formats or ["md", "tex", "csv"]
+    results_dir, out = Path(results_dir), Path(out)  # callers pass config strings too (test_lm: cfg.results_dir)
+    formats = formats or ["md", "tex", "csv", "html"]
     bad = [f for f in formats if f not in FORMAT_ALIASES]
     if bad:
-        raise LossbenchError(f"unknown format '{bad[0]}'; choose from: markdown (md), latex (tex), csv")
+        raise LossbenchError(f"unknown format '{bad[0]}'; choose from: markdown (md), latex (tex), csv, html")
+    chosen = list(dict.fromkeys(FORMAT_ALIASES[f] for f in formats))
     if table != "all" and table.capitalize() not in BLOCKS:
         raise LossbenchError(f"unknown table '{table}'; choose one of: all, performance, interpretability, sustainability")
     if split and not x:
@@ -95,21 +100,26 @@ def build_report(
     (out / "tables").mkdir(parents=True, exist_ok=True)
     index = [f"# lossbench report\n\nFrom `{results_dir}`: {len(runs)} runs "
              f"({', '.join(f'{v} {k}' for k, v in runs.status.value_counts().items())}).\n"]
+    if "html" in chosen:
+        index.append("The same report as one page (tables, figures, the runs behind every number): "
+                     "[index.html](index.html)\n")
+    figures = []
     for t in tables:
         index.append(f"\n## {t.title}\n")
-        for fmt in dict.fromkeys(FORMAT_ALIASES[f] for f in formats):
+        for fmt in (f for f in chosen if f in WRITERS):
             writer, ext = WRITERS[fmt]
             path = out / "tables" / f"{t.slug}_{table}.{ext}"
             path.write_text(writer(t, t.metrics))
             index.append(f"- table ({fmt}): [{path.relative_to(out)}]({path.relative_to(out)})")
-        if "md" in (FORMAT_ALIASES[f] for f in formats):
+        if "md" in chosen:
             index.append("\n" + to_markdown(t, t.metrics))
-        index += figure_lines(group_figures(t, history, out / "figures", palette), out)
-    rankings = None
+        figures.append(group_figures(t, history, out / "figures", palette))
+        index += figure_lines(figures[-1], out)
+    rankings, views, swept = None, [], None
     if across:
         from lossbench.report.across import across_report
 
-        lines = across_report(tables, across, metric_names, baseline or "ce", palette, out)
+        lines, views = across_report(tables, across, metric_names, baseline or "ce", palette, out)
         rankings = "\n".join(lines) + "\n"
         index += [f"\n# Ranking across {across}\n", *lines]
     sweep = None
@@ -122,15 +132,23 @@ def build_report(
         (out / "tables" / f"{slug}.md").write_text(sweep)
         stats.reset_index().to_csv(out / "tables" / f"{slug}.csv", index=False)
         index += [f"\n## {metric.title} vs {x}\n", sweep]
-        for ext, path in sweep_figure(stats, x, metric, out / "figures" / slug).items():
+        swept = Sweep(x, metric, stats, sweep_figure(stats, x, metric, out / "figures" / slug))
+        for ext, path in swept.paths.items():
             index.append(f"- figure ({ext}): [{path.relative_to(out)}]({path.relative_to(out)})")
-    for protocol, tuned in tuning_tables(results_dir):
+    tuned_tables = tuning_tables(results_dir)
+    for protocol, tuned in tuned_tables:
         path = out / "tables" / f"tuning_{protocol['protocol']}.csv"
         tuned.to_csv(path, index=False)
         index += [f"\n## Tuning (protocol {protocol['protocol']})\n", tuning_markdown(protocol, tuned),
                   f"- table (csv): [{path.relative_to(out)}]({path.relative_to(out)})"]
+    html = None
+    if "html" in chosen:
+        from lossbench.report.html import write_html
+
+        html = write_html(Sources(results_dir, runs, tables, figures, history, palette, views, swept, tuned_tables),
+                          out)
     (out / "index.md").write_text("\n".join(index) + "\n")
-    return Report(tables, sweep, rankings)
+    return Report(tables, sweep, rankings, html)
 
 
 def figure_lines(figures: list, out: Path) -> list[str]:

@@ -93,3 +93,12 @@ def _deduplicate(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     order = order.sort_values(["_done", "_end"], kind="stable")
     keep = ~order.duplicated(["variant_name", "cell_id", "seed"], keep="last")
     return runs.loc[order.index[keep]].sort_index(), runs.loc[order.index[~keep]]
+
+
+def differing_keys(config_jsons: pd.Series) -> pd.Series:
+    """Per row, the config keys (dotted paths; the seed left out) whose values differ between the rows given,
+    with this row's value as text (`absent` where it has none): what tells its cell from the others."""
+    leaves = config_jsons.map(lambda text: _config_leaves(text, ()))
+    paths = sorted({k for d in leaves for k in d})
+    differing = [p for p in paths if len({d.get(p) for d in leaves}) > 1]
+    return leaves.map(lambda d: {p: d.get(p, "absent") for p in differing})

@@ -19,12 +19,9 @@ def curve_figure(table: GroupTable, history: pd.DataFrame, column: str, label: s
     cell; coloured variants with a ± std band, the others as thin grey lines without one."""
     x = table.task.report.curve_x
     name = f"{label} over training"
-    if history.empty or column not in history or x not in history:
-        return Figure(name, note=f"not drawn: the history has no {column}")
-    curves = history[["run_id", x, column]].merge(table.completed[["run_id", "variant"]], on="run_id").dropna()
-    if curves.empty:
-        return Figure(name, note=f"not drawn: no history rows with {column} for this group's runs")
-    stats = curves.groupby(["variant", x])[column].agg(["mean", "std"])
+    stats, why = curve_stats(table, history, column)
+    if stats is None:
+        return Figure(name, note=f"not drawn: {why}")
     variants = list(dict.fromkeys(stats.index.get_level_values("variant")))
     fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
     for v in sorted(variants, key=palette.highlighted):  # grey first, coloured on top
@@ -44,6 +41,18 @@ def curve_figure(table: GroupTable, history: pd.DataFrame, column: str, label: s
         handles.append(band_handle("band: ± std over seeds"))
     legend_outside(fig, handles)
     return Figure(name, save(fig, base))
+
+
+def curve_stats(table: GroupTable, history: pd.DataFrame, column: str) -> tuple[pd.DataFrame | None, str]:
+    """`column`'s mean and std over the seeds of each cell per (variant, x) of the group's completed runs (the
+    figure's lines and bands, and the HTML page's); None and why where there is nothing to draw."""
+    x = table.task.report.curve_x
+    if history.empty or column not in history or x not in history:
+        return None, f"the history has no {column}"
+    curves = history[["run_id", x, column]].merge(table.completed[["run_id", "variant"]], on="run_id").dropna()
+    if curves.empty:
+        return None, f"no history rows with {column} for this group's runs"
+    return curves.groupby(["variant", x])[column].agg(["mean", "std"]), ""
 
 
 def sweep_figure(stats: pd.DataFrame, x: str, metric: Metric, base: Path) -> dict[str, Path]:

@@ -81,13 +81,18 @@ def mark(table: GroupTable, variant: str, metric: Metric) -> str | None:
     return "tie" if variant in tied_with_best(table, metric) else None
 
 
-def _cell(table: GroupTable, variant: str, metric: Metric, exponent: int) -> str:
+def cell_text(table: GroupTable, variant: str, metric: Metric, exponent: int) -> tuple[str, str | None]:
+    """(`mean ± std` as text, or `–` / n/a without a value; its mark: "bold", "tie" or None)."""
     mean, std = table.mean.at[variant, metric.name], table.std.at[variant, metric.name]
     if pd.isna(mean):
-        return NOT_APPLICABLE if metric.distance_heads_only else "–"
+        return NOT_APPLICABLE if metric.distance_heads_only else "–", None
     m, s = mean_std(float(mean), float(std), exponent)
-    text = f"{m} ± {s}" if s is not None else m
-    return {"bold": f"**{text}**", "tie": f"{text} {TIE}", None: text}[mark(table, variant, metric)]
+    return f"{m} ± {s}" if s is not None else m, mark(table, variant, metric)
+
+
+def _cell(table: GroupTable, variant: str, metric: Metric, exponent: int) -> str:
+    text, marked = cell_text(table, variant, metric, exponent)
+    return {"bold": f"**{text}**", "tie": f"{text} {TIE}", None: text}[marked]
 
 
 def p_text(value: float) -> str:
@@ -269,17 +274,25 @@ def to_csv(table: GroupTable, metrics: list[Metric]) -> str:
     return frame.rename_axis("variant").reset_index().to_csv(index=False)
 
 
-def sweep_markdown(stats: pd.DataFrame, x: str, metric: Metric) -> str:
+def sweep_cells(stats: pd.DataFrame, metric: Metric) -> tuple[list[str], dict[str, list[str]]]:
+    """The x values and, per variant, its cells (`mean ± std (n)`, `–` without runs) of a metric-vs-config table."""
     xs = list(dict.fromkeys(stats.index.get_level_values("x")))
-    lines = [f"**{metric.title} vs {x}** — mean ± std over seeds (n)", "",
-             "| variant | " + " | ".join(xs) + " |", "|" + "---|" * (len(xs) + 1)]
+    rows = {}
     for variant in dict.fromkeys(stats.index.get_level_values("variant")):
         cells = []
         for value in xs:
             m, s, n = stats.loc[(variant, value)]
             cells.append("–" if pd.isna(m) else f"{m:{metric.fmt}} ± {0 if pd.isna(s) else s:{metric.fmt}} ({int(n)})")
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+        rows[str(variant)] = cells
+    return xs, rows
+
+
+def sweep_markdown(stats: pd.DataFrame, x: str, metric: Metric) -> str:
+    xs, rows = sweep_cells(stats, metric)
+    lines = [f"**{metric.title} vs {x}** — mean ± std over seeds (n)", "",
+             "| variant | " + " | ".join(xs) + " |", "|" + "---|" * (len(xs) + 1)]
+    lines += [f"| {variant} | " + " | ".join(cells) + " |" for variant, cells in rows.items()]
     return "\n".join(lines) + "\n"
 
 
-FORMAT_ALIASES = {"markdown": "md", "latex": "tex", "md": "md", "tex": "tex", "csv": "csv"}
+FORMAT_ALIASES = {"markdown": "md", "latex": "tex", "md": "md", "tex": "tex", "csv": "csv", "html": "html"}
