@@ -1,6 +1,6 @@
 """Run identity: the effective config of a run, its id, and the labels every row and report uses.
 
-A run is a pure function of its effective config (docs: design). The effective config is the resolved
+A run is a pure function of its effective config (docs/design.md). The effective config is the resolved
 config, with `distance: null` for heads that have no distance (so `loss=ce` is the same run whatever
 `distance` says); it is stored with every row. Every config key is declared identity or not, once, in
 `KEYS`: `run_id` hashes the identity keys and nothing else, so every spelling of one effective config

@@ -19,7 +19,7 @@ class WarmupCosine(LambdaLR):
     times gamma^(milestones passed) when `milestones` (epochs) are given.
 
     The milestones are torch's StepLR / MultiStepLR stepped once per epoch (StepLR(30, 0.1) over 100
-    epochs = milestones [30, 60, 90]), the schedules of the Rethinking reference code (reference.md §2.1).
+    epochs = milestones [30, 60, 90]), the schedules of the Rethinking reference code (docs/research/reference-code.md §2.1).
     The trainer steps a schedule once per optimizer step, so `epochs` (normally `${trainer.epochs}`) says
     how many steps an epoch is: total_steps // epochs.
     """

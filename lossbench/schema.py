@@ -264,7 +264,8 @@ def check_row(row: dict[str, object], declared: Sequence[Column], status: str) -
 
 
 def markdown(tasks: Sequence[type]) -> str:
-    """The README's column reference: every summary column (common, then each task's), then history."""
+    """The documented column reference (docs/schema.md): every summary column (common, then each task's), then
+    history."""
 
     def rows(columns: Iterable[Column]) -> list[str]:
         out = []

@@ -44,7 +44,7 @@ def output(args: str) -> str:
             result = CliRunner().invoke(app, argv, env={"COLUMNS": "100", "TERMINAL_WIDTH": "100"})
         finally:
             os.chdir(cwd)
-    if argv and argv[0] == "run" and result.exit_code != 2:
+    if argv and argv[0] == "run" and "--help" not in argv and result.exit_code != 2:
         raise SystemExit(f"docs_outputs: 'lossbench {args}' is not a refused command (exit {result.exit_code}); "
                          "only outputs of commands that do not train are kept in step")
     text = (result.stdout or "") + (result.stderr or "")
@@ -67,7 +67,7 @@ def update(text: str) -> tuple[str, list[str]]:
 
 def pages(files: list[str]) -> list[Path]:
     """The files to check: the given ones, or README.md and every page under docs/."""
-    return [Path(f) for f in files] if files else [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    return [Path(f).resolve() for f in files] if files else [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
 def main() -> None:

@@ -2,8 +2,8 @@
 temporary folder (or tests/extensions/) and picked up through LOSSBENCH_CONFIG_PATH, then checked by the
 same tests and commands as the built-in ones.
 
-The distance and the loss are the README's own recipes: their code blocks are read from README.md and
-written to disk, so the documented recipe is what is tested.
+The distance and the loss are the documentation's own recipes: their code blocks are read from
+docs/extending.md and written to disk, so the documented recipe is what is tested.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 EXTENSIONS = Path(__file__).resolve().parent / "extensions"
 
 
-def readme_recipe(heading: str, folder: Path) -> dict[str, Path]:
-    """Write the code blocks of one README section to `folder`: Python modules flat in folder/pkg (the
+def docs_recipe(heading: str, folder: Path) -> dict[str, Path]:
+    """Write the code blocks of one section of docs/extending.md to `folder`: Python modules flat in folder/pkg (the
     `lossbench.<sub>.` prefix of their yaml targets dropped), yamls under folder/conf/<group>/."""
-    section = (ROOT / "README.md").read_text().split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    section = (ROOT / "docs" / "extending.md").read_text().split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
     written = {}
     for lang, body in re.findall(r"```(python|yaml)\n(.*?)```", section, flags=re.S):
         first = body.splitlines()[0]
@@ -55,9 +55,9 @@ def run(args: list[str], env: dict[str, str], cwd: Path, timeout: int = 900) -> 
 
 
 def recipe(heading: str, folder: Path) -> tuple[dict[str, Path], dict[str, str], str]:
-    """(files, environment, option name) of a README recipe written to `folder`: exactly one class file
+    """(files, environment, option name) of a documented recipe written to `folder`: exactly one class file
     and one yaml, found through LOSSBENCH_CONFIG_PATH and PYTHONPATH."""
-    files = readme_recipe(heading, folder)
+    files = docs_recipe(heading, folder)
     assert sorted(p.suffix for p in files.values()) == [".py", ".yaml"]
     name = next(p.stem for p in files.values() if p.suffix == ".yaml")
     return files, env_with(folder / "conf", folder / "pkg"), name

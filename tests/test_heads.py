@@ -1,4 +1,4 @@
-"""Harmonic logits / HarMax against the formulas and the values of losses.md."""
+"""Harmonic logits / HarMax against the formulas and the values of docs/research/losses.md."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from lossbench.distances.cosine import CosineDistance
 from lossbench.distances.euclidean import EuclideanDistance
 from lossbench.models.heads import DistanceHead, LinearHead
 
-# Test input TH of losses.md: x = [1, 0], prototypes W, target class 0.
+# Test input TH of docs/research/losses.md: x = [1, 0], prototypes W, target class 0.
 TH_X = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
 TH_W = torch.tensor([[1.0, 1.0], [0.0, -1.0], [-2.0, 0.0]], dtype=torch.float64)
 
@@ -34,7 +34,7 @@ def test_harmonic_loss_matches_reference_values(metric, n, expected):
 
 
 def test_harmonic_gradient_identity():
-    """dL/dd_i = (n / d_i) (1[i = y] - p_i) for L = -log HarMax_y (losses.md section 2)."""
+    """dL/dd_i = (n / d_i) (1[i = y] - p_i) for L = -log HarMax_y (docs/research/losses.md section 2)."""
     n = 2.0
     d = EuclideanDistance()(TH_X, TH_W).detach().requires_grad_()
     logits = -n * torch.log(d)

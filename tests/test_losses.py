@@ -1,4 +1,4 @@
-"""Every criterion against the test values of losses.md section 14 (float64), gradient identities,
+"""Every criterion against the test values of docs/research/losses.md section 14 (float64), gradient identities,
 dynamical weights, and every criterion end to end with a linear and a harmonic head."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def criterion(name: str, **params: object):
     return instantiate(cfg.loss.criterion)
 
 
-# (criterion, params, value on T1, value on T1b) from losses.md sections 3, 4, 5, 8, 11, 14
+# (criterion, params, value on T1, value on T1b) from docs/research/losses.md sections 3, 4, 5, 8, 11, 14
 CASES = [
     ("ce", {}, 0.2413113, 3.2413113),
     ("ce_ls", {"label_smoothing": 0.1}, 0.3913113, 3.0913113),
@@ -62,7 +62,7 @@ def test_criterion_matches_reference_values(name, params, t1, t1b):
 @pytest.mark.parametrize("name,params,t1,t1b", CASES)
 def test_each_criterions_float64_oracle_gives_the_published_values(name, params, t1, t1b):
     """Criterion.reference is the oracle of tests/test_criteria.py: it must itself give the values
-    computed independently from the papers' formulas (losses.md section 14)."""
+    computed independently from the papers' formulas (docs/research/losses.md section 14)."""
     loss = criterion(name, **params)
     assert loss.reference(T1.numpy(), Y0.numpy()) == pytest.approx(t1, abs=1e-7)
     assert loss.reference(T1.numpy(), Y2.numpy()) == pytest.approx(t1b, abs=1e-7)

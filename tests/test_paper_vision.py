@@ -1,7 +1,7 @@
-"""`experiment=paper_vision` follows the Rethinking reference code's protocol (reference.md §2.1), its
+"""`experiment=paper_vision` follows the Rethinking reference code's protocol (docs/research/reference-code.md §2.1), its
 backbones (PVT-v2-b0 through timm, the reference ResNet-50 stem and SimpleCNN), the paper's exponents,
 and the epoch-milestone schedules, each against an independent source: the table below transcribed from
-reference.md §2.1 (itself read from vision/run/regular_config.py and vision/data/data_loaders.py at
+docs/research/reference-code.md §2.1 (itself read from vision/run/regular_config.py and vision/data/data_loaders.py at
 895a9ec), torch's own StepLR / MultiStepLR, and parameter counts worked out by hand."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from lossbench.build import build, build_model
 from lossbench.config import compose_run
 from lossbench.schedule import WarmupCosine
 
-# reference.md §2.1, transcribed: (backbone, dataset) -> optimiser, lr, weight decay, momentum, epochs,
+# docs/research/reference-code.md §2.1, transcribed: (backbone, dataset) -> optimiser, lr, weight decay, momentum, epochs,
 # schedule, batch (h100 profile), augmentation (flip + crop, rotation degrees, colour jitter).
 ADAM, SGD, ADAMW = "torch.optim.Adam", "torch.optim.SGD", "torch.optim.AdamW"
 CONSTANT, COSINE = ("constant",), ("cosine", 1e-6)

@@ -1,4 +1,4 @@
-"""The Rethinking reference code's variants, available by name and off by default (reference.md §1.1-1.2):
+"""The Rethinking reference code's variants, available by name and off by default (docs/research/reference-code.md §1.1-1.2):
 each against a float64 numpy transcription of the reference formula, and the properties that make it differ
 from the formula the paper states."""
 
@@ -56,7 +56,7 @@ def test_negated_similarity_head_matches_the_reference_objective_and_predicts_th
     x, _ = _signed(20, 5, 6, seed=3)
     logits = head(x).detach().numpy()
     w = head.weight.detach().numpy()
-    # reference.md §1.1-1.2 transcribed: q = d + eps, q /= min_v q, s = q^-n, logits = -s (n = 1, eps = 1e-4)
+    # docs/research/reference-code.md §1.1-1.2 transcribed: q = d + eps, q /= min_v q, s = q^-n, logits = -s (n = 1, eps = 1e-4)
     q = np.sqrt(((x.numpy()[:, None, :] - w[None, :, :]) ** 2).sum(-1)) + 1e-4
     q = q / q.min(axis=1, keepdims=True)
     np.testing.assert_allclose(logits, -(q ** -1.0), rtol=1e-10)
@@ -66,7 +66,7 @@ def test_negated_similarity_head_matches_the_reference_objective_and_predicts_th
 
 
 def _reference_lm_probs(s: np.ndarray) -> np.ndarray:
-    """reference.md §1.3, GPT.py L203-240 transcribed in float64: clamp, normalise, + 0.01 / V, clamp."""
+    """docs/research/reference-code.md §1.3, GPT.py L203-240 transcribed in float64: clamp, normalise, + 0.01 / V, clamp."""
     s = np.clip(s, 1e-8, 1e8)
     p = s / np.maximum(s.sum(-1, keepdims=True), 1e-8)
     return np.clip(p + 0.01 / s.shape[-1], 1e-8, 1.0)

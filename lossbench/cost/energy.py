@@ -17,7 +17,7 @@ is charged for the time it waited for a core (measured on 2 cores: energy tracke
 Emissions are that energy x CodeCarbon's carbon intensity for `country_iso_code`. CodeCarbon's own
 wall-time total is kept as `codecarbon_energy_kwh` for reference. CodeCarbon swallows its exceptions (a
 broken tracker's `stop()` returns None), so every failure is detected here and becomes null columns
-plus a warning (ecosystem.md section 1).
+plus a warning (docs/research/ecosystem.md section 1).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ images as one normalised tensor and augments whole batches, with every random dr
 generator that also orders the batches, so a run (and a resumed run) sees the same augmented images.
 The operations and their ranges are torchvision's (RandomCrop with padding, RandomHorizontalFlip,
 RandomRotation with nearest interpolation, ColorJitter), as the Rethinking reference code composes them
-for ResNet-50 (reference.md §2.1); colour jitter applies its four factors in a fixed order
+for ResNet-50 (docs/research/reference-code.md §2.1); colour jitter applies its four factors in a fixed order
 (brightness, contrast, saturation, hue) where torchvision shuffles them per image.
 """
 

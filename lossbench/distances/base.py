@@ -1,4 +1,4 @@
-"""The distance contract (DESIGN.md): `pairwise(x, w) -> d`, smaller = closer, d >= 0, d(x, x) = 0.
+"""The distance contract (docs/design.md): `pairwise(x, w) -> d`, smaller = closer, d >= 0, d(x, x) = 0.
 
 A metric is one class in the file named after it plus one `conf/distance/<name>.yaml`. It declares
 its `name` (the row's `distance` column and the report label) and its float64 `reference`: an

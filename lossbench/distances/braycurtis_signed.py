@@ -1,4 +1,4 @@
-"""Bray-Curtis as the Rethinking reference code computes it (`bray_curtis_standard`, reference.md §1.2):
+"""Bray-Curtis as the Rethinking reference code computes it (`bray_curtis_standard`, docs/research/reference-code.md §1.2):
 
     d = sum_k |x_k - w_k| / max(|sum_k (x_k + w_k)| + eps, 10 eps),   eps = 1e-3.
 

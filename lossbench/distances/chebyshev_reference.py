@@ -1,4 +1,4 @@
-"""The Rethinking reference code's "Chebyshev" (`chebyshev_standard`, reference.md §1.2):
+"""The Rethinking reference code's "Chebyshev" (`chebyshev_standard`, docs/research/reference-code.md §1.2):
 
     u_k = |x_k - w_k| / (std_k |x - w| + eps),   d = sum_k softmax(u)_k u_k,   eps = 1e-4,
 

@@ -1,4 +1,4 @@
-"""Shared numerics of the distance heads (DESIGN.md: one module named for them).
+"""Shared numerics of the distance heads (docs/design.md: one module named for them).
 
 - `safe_sqrt` / `safe_power`: roots and powers with a finite (sub)gradient at 0;
 - `squared_euclidean`: the matrix-product identity with exact recomputation where it cancels;

@@ -1,8 +1,8 @@
 """Comp-sum losses (Mao, Mohri & Zhong, ICML 2023): Phi_tau(u) with u = sum_{j!=y} exp(z_j - z_y).
 
 Phi_tau(u) = ((1 + u)^(1 - tau) - 1) / (1 - tau); in the log domain, with 1 + u = exp(nll),
-l_tau = expm1((1 - tau) nll) / (1 - tau), and nll at tau = 1. (losses.md section 4 prints the exponent
-as (tau - 1): with that sign tau = 0 would give MAE; its own test values follow the form used here.)
+l_tau = expm1((1 - tau) nll) / (1 - tau), and nll at tau = 1. (Written with (tau - 1), as it sometimes is,
+tau = 0 would give MAE; the published test values follow the form used here: docs/research/losses.md section 4.)
 tau = 0: sum-exponential loss; tau = 1: cross-entropy; tau in (1, 2): generalised CE with q = tau - 1
 (Zhang & Sabuncu 2018); tau = 2: MAE = 1 - p_y.
 """

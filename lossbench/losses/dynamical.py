@@ -86,7 +86,7 @@ class DynamicalCrossEntropy(_Dynamical):
 
 
 class DynamicalMSE(_Dynamical):
-    """DMSE on softmax probabilities. The paper's exact equations could not be checked (losses.md
+    """DMSE on softmax probabilities. The paper's exact equations could not be checked (docs/research/losses.md
     section 1); two readings are offered: `weighting=sample` (DMSE1) weights each sample's squared
     error by its class's Gamma_y(t); `weighting=output` (DMSE2) weights each output unit k by Gamma_k(t)."""
 

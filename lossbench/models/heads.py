@@ -1,6 +1,6 @@
 """Heads: the last layer, mapping features (M, N) to logits (M, V).
 
-A head is a distance; a loss consumes logits (DESIGN.md). `LinearHead` gives the usual W x + b.
+A head is a distance; a loss consumes logits (docs/design.md). `LinearHead` gives the usual W x + b.
 `DistanceHead` gives HarMax logits -n * log(d(x, w_i) + eps) (Baek et al. 2025, arXiv 2502.01628):
 softmax of them is d_i^-n / sum_j d_j^-n exactly, computed in log space so nothing under- or overflows.
 """

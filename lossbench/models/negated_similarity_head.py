@@ -1,4 +1,4 @@
-"""The objective the Rethinking reference code uses for its MLP and CNN backbones (reference.md §1.1), by name.
+"""The objective the Rethinking reference code uses for its MLP and CNN backbones (docs/research/reference-code.md §1.1), by name.
 
 Its distance layers return a similarity s = q^(-n), q = d(x, w) + eps (the Euclidean, Manhattan and cosine
 layers always divide q by its minimum over the classes first), and those backbones then use logits = -s with

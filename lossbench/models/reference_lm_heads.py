@@ -1,4 +1,4 @@
-"""The Rethinking reference code's cosine LM heads, by name (reference.md §1.3; `llms/model/distance_layers.py`
+"""The Rethinking reference code's cosine LM heads, by name (docs/research/reference-code.md §1.3; `llms/model/distance_layers.py`
 and the shared post-processing of `llms/model/GPT.py` L203-240). Off by default; for reproducing the published
 GPT/BERT numbers, whose "cosine-based harmonic losses" are these two heads, neither an inverse-power (HarMax) head:
 

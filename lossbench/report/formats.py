@@ -150,7 +150,7 @@ def caption(table: GroupTable, block: str | None = None) -> str:
         parts.append(f"{NOT_APPLICABLE}: prototype alignment is defined for distance-head prototypes only.")
     if table.modelled_energy and (block in (None, "Sustainability")):
         sources = ", ".join(sorted(table.energy_sources))
-        parts.append(f"Energy is modelled, not measured ({sources}): see README, 'What the energy numbers mean'.")
+        parts.append(f"Energy is modelled, not measured ({sources}): see the documentation's energy page (docs/energy.md).")
         if "model:cpu-time" in table.energy_sources and len(table.thread_counts) > 1:
             counts = ", ".join(map(str, sorted(table.thread_counts)))
             parts.append(f"Runs used different torch thread counts ({counts}): modelled CPU energy grows with threads "

@@ -1,7 +1,7 @@
 """Statistics of one report group, where seeds pair the variants.
 
 Within one seed every variant starts from the same backbone initialisation and sees the same data order
-(DESIGN.md), so variants are compared on matched pairs. Per group and metric:
+(docs/design.md), so variants are compared on matched pairs. Per group and metric:
 
 - **Omnibus**: a repeated-measures ANOVA over every variant with at least two seeds, the seeds as blocks
   (two-way, one value per variant and seed, on the seeds all of them have): F = MS_variant / MS_residual on

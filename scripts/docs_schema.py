@@ -1,4 +1,4 @@
-"""Rewrite the column reference in README.md (between the schema markers) from lossbench/schema.py."""
+"""Rewrite the column reference in docs/schema.md (between the schema markers) from lossbench/schema.py."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from pathlib import Path
 from lossbench.schema import markdown
 from lossbench.tasks import AlgorithmicClassification, Classification, LanguageModeling
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "schema.md"
 START, END = "<!-- schema:start -->", "<!-- schema:end -->"
 
 
 def main() -> None:
     """Replace the text between the markers with the generated tables."""
-    text = README.read_text()
+    text = PAGE.read_text()
     body = markdown([Classification, AlgorithmicClassification, LanguageModeling])
-    README.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: f"{START}\n{body}{END}", text,
+    PAGE.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: f"{START}\n{body}{END}", text,
                              flags=re.S))
 
 
