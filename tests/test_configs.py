@@ -94,7 +94,7 @@ def test_offline_dataset_loads_disjoint_splits(compose, name):
     assert min(sizes.values()) > 0
     assert int(splits.y_train.max()) < splits.num_classes
     # spiral's splits are independent draws; the harmonic-loss paper's datasets draw examples with replacement
-    # (README: the share of test inputs also seen in training); the others are partitions of distinct examples
+    # (docs/experiments/harmonic-toy.md: the share of test inputs also seen in training); the others are partitions of distinct examples
     if name in ("digits", "mnist1d", "modadd"):
         rows = {tuple(r.flatten().tolist()) for r in splits.x_train}
         assert not rows & {tuple(r.flatten().tolist()) for r in splits.x_test}

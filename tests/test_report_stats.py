@@ -2,7 +2,7 @@
 differences against the baseline recomputed independently with scipy, the omnibus test against statsmodels'
 repeated-measures ANOVA and scipy's Friedman test, the vs-best family against statsmodels' Holm, bold, ties
 and difference marks that agree, mean ranks, seeds needed against a power integral, number formatting, and
-LaTeX that compiles with the README's preamble without overfull boxes or floats taller than a page."""
+LaTeX that compiles with the documented preamble (docs/report.md) without overfull boxes or floats taller than a page."""
 
 from __future__ import annotations
 
@@ -246,7 +246,7 @@ def test_number_formatting_rounds_mean_and_std_at_two_digits_of_the_std():
 
 
 def compile_tables(folder: Path, tables: list[Path]) -> str:
-    """pdflatex over every table with exactly the README's preamble; the log."""
+    """pdflatex over every table with exactly the documented preamble; the log."""
     doc = folder / "doc.tex"
     doc.write_text(PREAMBLE + "\\begin{document}\n" + "".join(f"\\input{{{t}}}\n\\clearpage\n" for t in tables)
                    + "\\end{document}\n")
@@ -257,9 +257,9 @@ def compile_tables(folder: Path, tables: list[Path]) -> str:
     return log
 
 
-def test_the_readme_states_the_preamble_the_tests_compile_with():
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    assert PREAMBLE.strip() in readme
+def test_the_docs_state_the_preamble_the_tests_compile_with():
+    page = (Path(__file__).parents[1] / "docs" / "report.md").read_text()
+    assert PREAMBLE.strip() in page
 
 
 @pytest.mark.latex

@@ -32,7 +32,7 @@ class Distance(nn.Module):
     # FLOPs per (row, prototype, feature) term of the forward pass: each add, multiply, subtract,
     # absolute value, power, comparison or division counts 1 (cost/flops.py uses it)
     term_flops: ClassVar[int]
-    # set on the reference code's variants (README: "The Rethinking reference code's variants"): the layer of
+    # set on the reference code's variants (docs/distances-and-losses.md, "The Rethinking reference code's variants"): the layer of
     # that code the class reproduces, formula differences included; None for the formulas the papers state
     reproduces: ClassVar[str | None] = None
     # the harmonic exponent on d that the Rethinking paper's convention gives this metric (loss.head.n=rethinking):

@@ -36,7 +36,7 @@ from lossbench.report.formats import (
     significant,
 )
 
-PREAMBLE = "\\documentclass{article}\n\\usepackage{booktabs}\n"  # the minimal preamble the README states
+PREAMBLE = "\\documentclass{article}\n\\usepackage{booktabs}\n"  # the minimal preamble docs/report.md states
 LINEWIDTH_PT = 345.0  # \linewidth of article at 10 pt
 TEXTHEIGHT_PT = 550.0  # \textheight of article at 10 pt
 COLSEP_PT = 8.0  # 2 \tabcolsep, set to 4 pt in every table (LaTeX's default is 6 pt)
