@@ -108,7 +108,7 @@ def _data_spec(cfg: DictConfig, dataset: Dataset, choices: dict[str, str], here:
     if key not in cache:
         name = choices.get("dataset", "?")
         if hasattr(dataset, "spec"):
-            cache[key] = dataset.spec() if here or not getattr(dataset, "needs_files", True) else None
+            cache[key] = dataset.spec() if here or not getattr(dataset, "spec_reads_files", True) else None
         elif not here:
             cache[key] = None
         else:

@@ -107,3 +107,19 @@ def test_split_fractions_that_leave_no_training_data_are_refused(tmp_path_factor
     line = refused(tmp, monkeypatch, "dataset=digits", "backbone=mlp", f"dataset.test_fraction={test_fraction}",
                    f"dataset.val_fraction={val_fraction}")
     assert "empty split (train)" in line
+
+
+def test_a_cluster_job_is_dry_built_where_the_data_can_say_its_shape_without_files(tmp_path):
+    """Jobs for cluster nodes (here=False) read no data on the login host, but a torchvision dataset's shape
+    is known from its name: a backbone that cannot take CIFAR images is refused at submission."""
+    from lossbench.build import dry_build
+    from lossbench.validate import validate
+
+    cfg, choices = compose_run([*FAST, "dataset=cifar10", f"data_dir={tmp_path}", "backbone=cnn",
+                                "backbone.channels=[8,16,32,64,128,256]"])
+    validate(cfg)
+    with pytest.raises(Exception, match=r"images at least 64 wide, got input shape \[3, 32, 32\]"):
+        dry_build(cfg, choices, here=False)  # no files under data_dir: never read
+    cfg, choices = compose_run([*FAST, "dataset=imagefolder", f"dataset.root={tmp_path / 'absent'}", "dataset.size=8",
+                                "backbone=mlp"])
+    dry_build(cfg, choices, here=False)  # its shape needs its files: checked on the node
