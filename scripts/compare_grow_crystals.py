@@ -15,8 +15,13 @@ Both tables measure both codes' curves alike: grokking / fit epoch = the first o
 train accuracy > 0.9 (the paper's `find_consecutive_elements`), counted from 1 (the paper's index + 1); EV = the
 top-2 explained variance of the embedding rows the paper's figures plot; crystal = each code's own metric.
 
+`--lockstep STEPS` checks the implementations instead: both codes' models start from the same weights and take the
+same AdamW minibatches in float64 with dropout off, each with its own loss and embedding penalty; the table gives
+the largest difference of the data loss and of the embedding table (rounding-level when the two compute the same).
+
     python scripts/compare_grow_crystals.py /tmp/grow-crystals --datasets modular_addition,permutation \\
         --models mlp,transformer --seeds 0,1,2 --results results/compare --out results/compare/grow_crystals
+    python scripts/compare_grow_crystals.py /tmp/grow-crystals --lockstep 300
 """
 
 from __future__ import annotations
@@ -61,8 +66,67 @@ def grow_crystals(checkout: Path, epoch_cap: int) -> types.SimpleNamespace:
         return train(self, {**param_dict, "num_epochs": min(param_dict["num_epochs"], epoch_cap)})
 
     model.customNNModule.train = capped
-    return types.SimpleNamespace(driver=importlib.import_module("src.utils.driver"),
+    return types.SimpleNamespace(driver=importlib.import_module("src.utils.driver"), model=model,
                                  crystal=importlib.import_module("src.utils.crystal_metric"))
+
+
+def lockstep(code: types.SimpleNamespace, dataset: str, model: str, loss: str, steps: int) -> tuple[float, float]:
+    """Both codes' model from the same weights through the same `steps` AdamW minibatches in float64, dropout off,
+    each with its own loss and embedding penalty (lossbench's harmonic transformer untied, as the paper's):
+    (largest |difference| of the data loss, largest |difference| of the embedding table) over the steps."""
+    import torch
+
+    from lossbench.config import compose_run
+    from lossbench.run import build, build_criterion, build_model
+
+    extra = ["backbone.dropout=0", "backbone.tie_embeddings=false"] if (model, loss) == ("transformer", "harmonic") \
+        else (["backbone.dropout=0"] if model == "transformer" else [])
+    cfg, _ = compose_run(["experiment=harmonic_toy", f"dataset={dataset}", f"backbone={BACKBONE[model]}",
+                          f"loss={loss}", *extra])
+    splits = build(cfg, "dataset").load()
+    ours, vocab, tokens = build_model(cfg, splits).double(), splits.vocab_size, splits.x_train.shape[1]
+    gc = code.model
+    if model == "mlp":
+        shape = [tokens * 16, 100, 16, vocab]
+        theirs = (gc.MLP_HS(shape, vocab, 16, tokens, weight_tied=True, n=1.0) if loss == "harmonic" else
+                  gc.MLP(shape, vocab, 16, tokens, unembd=True, weight_tied=True)).double()
+        pairs = [(ours.backbone.net[0], theirs.linears[0]), (ours.backbone.net[2], theirs.linears[1])]
+        table = theirs.linears[2].weight
+        head = [(ours.head.linear.bias, theirs.linears[2].bias)] if loss == "ce" else []
+    else:
+        theirs = gc.ToyTransformer(vocab, 16, 2, 2, seq_len=tokens, use_dist_layer=loss == "harmonic", n_dist=1.0,
+                                   loss_type="harmonic" if loss == "harmonic" else "cross_entropy").double()
+        for layer in theirs.layers:  # dropout off: the attention's is a float, the others modules
+            layer.self_attn.dropout, layer.dropout.p, layer.dropout1.p, layer.dropout2.p = 0.0, 0.0, 0.0, 0.0
+        pairs = list(zip(ours.backbone.layers, theirs.layers))
+        table = theirs.embedding.weight
+        head = [(ours.backbone.position, theirs.positional_encoding)]
+        head += [(ours.head.prototypes, theirs.dist.weight)] if loss == "harmonic" else []
+    with torch.no_grad():
+        for mine, other in pairs:
+            mine.load_state_dict(other.state_dict())
+        for mine, other in [(ours.backbone.embed.weight, table), *head]:
+            mine.copy_(other)
+    decay = float(cfg.optim.optimizer.weight_decay)
+    optimisers = [torch.optim.AdamW(m.parameters(), lr=0.002, weight_decay=decay) for m in (ours, theirs)]
+    criterion, batches = build_criterion(cfg), torch.Generator().manual_seed(0)
+    penalties = [m.training_penalty for m in ours.modules() if hasattr(m, "training_penalty")]
+    worst = (0.0, 0.0)
+    for _ in range(steps):
+        index = torch.randint(0, len(splits.y_train), (32,), generator=batches)
+        x, y = splits.x_train[index], splits.y_train[index]
+        for optimiser in optimisers:
+            optimiser.zero_grad()
+        mine, other = criterion(ours(x), y), theirs.compute_loss(theirs(x), y[:, None])
+        emb = theirs.embedding.weight if hasattr(theirs.embedding, "weight") else theirs.embedding.data
+        (mine + sum(p() for p in penalties)).backward()
+        (other + 0.01 * emb.pow(2).mean(0).sqrt().mean()).backward()  # as its train(): .data has no gradient
+        for optimiser in optimisers:
+            optimiser.step()
+        theirs_table = table if model == "mlp" else theirs.embedding.weight
+        gap = float((ours.backbone.embed.weight - theirs_table).detach().abs().max())
+        worst = (max(worst[0], abs(float(mine.detach() - other.detach()))), max(worst[1], gap))
+    return worst
 
 
 def first_above(values: list[float], threshold: float = 0.9, window: int = 20) -> int | None:
@@ -165,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="the original's cached runs (default RESULTS/grow_crystals)")
     parser.add_argument("--only", choices=["grow-crystals", "lossbench"], default=None, help="run one code only")
     parser.add_argument("--override", action="append", default=[], help="an extra lossbench override (repeatable)")
+    parser.add_argument("--lockstep", type=int, default=0, metavar="STEPS",
+                        help="instead: train both codes' models from the same weights on the same batches")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if not (args.checkout / "src" / "utils" / "driver.py").exists():
@@ -172,6 +238,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cells = [(d, m, loss) for d in args.datasets.split(",") for m in args.models.split(",")
              for loss in args.losses.split(",")]
+    if args.lockstep:
+        import torch
+
+        torch.set_default_dtype(torch.float64)
+        code = grow_crystals(args.checkout, args.epochs)
+        lines = [f"### Same weights, same {args.lockstep} AdamW minibatches, float64, dropout off", "",
+                 "| dataset | model | head | largest data-loss difference | largest embedding difference |",
+                 "|---|---|---|---|---|"]
+        for cell in cells:
+            gap = lockstep(code, *cell, args.lockstep)
+            lines.append(f"| {' | '.join(cell)} | {gap[0]:.1e} | {gap[1]:.1e} |")
+        log.info("\n%s\n", "\n".join(lines))
+        return 0
     seeds = [int(s) for s in args.seeds.split(",")]
     cache = args.out or args.results / "grow_crystals"
     tables = []

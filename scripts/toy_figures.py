@@ -132,7 +132,7 @@ def paired(ce, harmonic) -> tuple[int, float, float, float, float] | None:
     diff = both[:, 1] - both[:, 0]
     half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
     p = float(stats.ttest_rel(both[:, 1], both[:, 0]).pvalue) if diff.std() > 0 else float(diff.mean() == 0)
-    return len(diff), float(diff.mean()), float(diff.mean() - half), float(diff.mean() + half), p
+    return len(diff), float(diff.mean()) + 0.0, float(diff.mean() - half) + 0.0, float(diff.mean() + half) + 0.0, p
 
 
 def verdict_table(runs) -> str | None:
@@ -143,7 +143,7 @@ def verdict_table(runs) -> str | None:
 
     def mean(values, fmt: str) -> str:
         values = values.dropna()
-        return format(float(values.mean()), fmt) if len(values) else "–"
+        return format(float(values.mean()) + 0.0, fmt) if len(values) else "–"  # + 0.0: no "-0"
 
     def compared(ce, harmonic, column: str, fmt: str) -> str:
         text = f"{mean(ce[column], fmt)} / {mean(harmonic[column], fmt)}"
