@@ -171,11 +171,27 @@ def loss_labels(loss: Mapping[str, Any]) -> dict[str, str]:
     return {"head": head.name, "loss": head.name, "criterion": criterion, "distance": distance, "variant": variant}
 
 
+def seed_bound(cfg: DictConfig, path: str = "") -> tuple[str, ...]:
+    """Config paths whose value is the run's seed by interpolation (`dataset.split_seed: ${seed}`, as the
+    harmonic-loss experiments draw and split their data): they vary with the seed and are part of the
+    replicate, so runs that differ only in them are one cell and the report pairs them by seed."""
+    found: list[str] = []
+    for key in cfg:
+        sub = f"{path}.{key}" if path else str(key)
+        if OmegaConf.is_interpolation(cfg, key):
+            if str(cfg._get_node(key)._value()).replace(" ", "") == "${seed}":
+                found.append(sub)
+        elif isinstance(cfg[key], DictConfig):
+            found += seed_bound(cfg[key], sub)
+    return tuple(found)
+
+
 def run_identity(cfg: DictConfig, choices: Mapping[str, str], experiment: str | None = None) -> RunIdentity:
     """The identity of the run `cfg` configures: id and cell from the identity keys of the effective config
-    alone; axes from the config's classes (loss labels) and the group choices (dataset, backbone, ... names)."""
+    alone (the cell without the seed and the keys that follow it, `seed_bound`); axes from the config's
+    classes (loss labels) and the group choices (dataset, backbone, ... names)."""
     data = effective_config(cfg)
-    cell = cell_id(data)
+    cell = hash_id(identity_config(data, REPLICATE_KEYS + seed_bound(cfg)))
     axes: dict[str, Any] = {axis: choices.get(axis) for axis in CHOICE_AXES}
     axes.update(loss_labels(data["loss"]))
     axes.update(seed=data["seed"], experiment=experiment if experiment is not None else choices.get("experiment"))

@@ -10,6 +10,7 @@ one-line messages: OmegaConf's structured configs need dataclasses, pydantic nee
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import types
@@ -64,8 +65,8 @@ def validate_launcher(launcher: DictConfig, node: str = "hydra.launcher", types:
 
 def validate(cfg: DictConfig) -> None:
     """Check that every value resolves and matches the type hints of the class it configures."""
-    try:
-        OmegaConf.resolve(cfg)
+    try:  # on a copy: the config keeps its interpolations (identity.py reads which keys follow the seed)
+        OmegaConf.resolve(copy.deepcopy(cfg))
     except OmegaConfBaseException as exc:
         raise LossbenchError(f"cannot resolve config: {exc}".splitlines()[0]) from None
     missing = sorted(OmegaConf.missing_keys(cfg))

@@ -21,6 +21,7 @@ from lossbench.identity import (
 )
 from lossbench.results import load_runs
 from lossbench.store import write_table
+from lossbench.validate import validate
 
 
 def identity(*overrides: str):
@@ -126,3 +127,19 @@ def test_schema_1_and_2_rows_still_load_and_get_labels(tmp_path):
     assert variant_of_legacy(old) == "harmonic/cosine + focal"
     assert variant_of_legacy({"loss": "focal", "distance": "none", "criterion": "focal"}) == "focal"
     assert variant_of_legacy({"loss": "harmonic", "distance": "cosine", "criterion": "ce"}) == "harmonic/cosine"
+
+
+def test_keys_that_follow_the_seed_are_part_of_the_replicate():
+    """The harmonic-loss experiments draw and split their data with the run's seed (`dataset.split_seed:
+    ${seed}`): their seeds are one cell, paired by seed in the report; a split seed set to a number is a
+    condition of its own."""
+    def identity(*overrides):
+        cfg, choices = compose_run(["task=algorithmic", "dataset=modular_addition", "backbone=toy_mlp", *overrides])
+        validate(cfg)
+        return run_identity(cfg, choices)
+
+    follows = [identity("dataset.split_seed=${seed}", "dataset.data_seed=${seed}", f"seed={s}") for s in (0, 1, 2)]
+    assert len({i.run_id for i in follows}) == 3 and len({i.cell_id for i in follows}) == 1
+    fixed = [identity(f"dataset.split_seed={k}", "seed=0") for k in (0, 1)]
+    assert fixed[0].cell_id != fixed[1].cell_id
+    assert follows[0].cell_id != fixed[0].cell_id  # following the seed is itself a different protocol

@@ -160,3 +160,24 @@ def test_metric_against_a_config_value_with_error_bars(tmp_path):
     assert (out / "figures" / "val-acc-vs-backbone-widths.png").stat().st_size > 2000
     with pytest.raises(LossbenchError, match="config has no 'backbone.depth'"):
         sweep_table(runs, "backbone.depth", METRICS["val_acc"])
+
+
+def test_runs_whose_data_follows_the_seed_are_one_cell_paired_by_seed(tmp_path, compose):
+    """The harmonic-loss experiments draw and split their data with the run's seed: CE and harmonic of one
+    seed share a split and are paired; the seeds of a variant are one cell (n = 2), not two of one run each."""
+    from lossbench.config import compose_run
+
+    results = tmp_path / "r"
+    for loss in (["loss=ce"], ["loss=harmonic", "distance=sqeuclidean"]):
+        for seed in (0, 1):
+            cfg, choices = compose_run(["task=algorithmic", "dataset=modular_addition", "backbone=toy_mlp",
+                                        "trainer.epochs=2", "tracker=off", "trainer.progress=false", "device=cpu",
+                                        "dataset.split_seed=${seed}", "dataset.data_seed=${seed}", *loss,
+                                        f"seed={seed}", f"results_dir={results}"])
+            assert execute(cfg, choices).summary["status"] == "completed"
+    runs = load_runs(results)
+    assert runs.groupby("variant").cell_id.nunique().tolist() == [1, 1]
+    (table,) = build_report(results, tmp_path / "report", ["dataset", "backbone"], formats=["csv"]).tables
+    assert table.n.to_dict() == {"ce": 2, "harmonic/sqeuclidean": 2}
+    (paired,) = table.comparisons["test_acc"]  # harmonic - CE over the two seeds, each on its own split
+    assert paired.n == 2 and list(table.values["test_acc"].index) == [0, 1]
