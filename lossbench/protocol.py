@@ -41,6 +41,10 @@ def tune(overrides: list[str], space: list[str], trials: int, seeds: list[int],
                              "'optim.optimizer.lr=tag(log,interval(1e-4,1e-1))' or 'key=choice(a,b)'")
     hydra_overrides, task_overrides = split_hydra(overrides)
     jobs = preflight([*_without(task_overrides, "seed"), f"seed={seeds[0]}"], multirun=True)
+    objective = [c.name for c in objective_columns(jobs[0].cfg)]
+    if len(objective) != 1:  # stage 2 needs one best configuration per variant, not a Pareto front
+        raise LossbenchError(f"objective={objective}: lossbench tune picks one best configuration per variant, so it "
+                             "needs one objective column; for a Pareto front use lossbench run -m hydra/sweeper=optuna")
     results_dir = jobs[0].results_dir
     tuning_dir = results_dir / TUNING
     key = hash_id({"overrides": sorted(task_overrides), "space": sorted(space), "trials": trials, "seeds": seeds})[:8]
@@ -48,7 +52,7 @@ def tune(overrides: list[str], space: list[str], trials: int, seeds: list[int],
                                 "space": space, "trials": trials, "seeds": seeds, "created_at": time.time(),
                                 "sampler": next((o.split("=", 1)[1] for o in hydra_overrides
                                                  if o.startswith("hydra/sweeper/sampler=")), "tpe"),
-                                "objective": [c.name for c in objective_columns(jobs[0].cfg)],
+                                "objective": objective,
                                 "tuning_dir": str(tuning_dir), "variants": []}
     lines = []
     for job in jobs:

@@ -102,6 +102,12 @@ def test_a_study_whose_every_trial_fails_says_so_and_exits_1(tmp_path):
     assert any("2 trials, 0 complete, 2 failed" in line for line in outcome.lines)
 
 
+def test_the_tuned_protocol_needs_one_objective(tmp_path):
+    result = CliRunner().invoke(app, ["tune", "--space", LOG_LR, "--trials", "2", *DIGITS,
+                                      "objective=[val_acc,duration_s]", f"results_dir={tmp_path / 'r'}"])
+    assert result.exit_code == 2 and "needs one objective column" in result.stderr and not (tmp_path / "r").exists()
+
+
 def test_an_interval_without_a_sampling_sweeper_is_one_line(tmp_path):
     result = CliRunner().invoke(app, ["run", "-m", LOG_LR, f"results_dir={tmp_path / 'r'}"])
     assert result.exit_code == 2 and "add hydra/sweeper=optuna" in result.output and not (tmp_path / "r").exists()
