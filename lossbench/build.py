@@ -74,12 +74,13 @@ def build_criterion(cfg: DictConfig) -> Criterion:
 
 
 def dry_build(cfg: DictConfig, choices: dict[str, str], here: bool = True,
-              data: dict[str, DataSpec | None] | None = None) -> None:
+              cache: dict[str, DataSpec | None] | None = None) -> None:
     """Everything `execute` builds before its first step, and one forward pass of the model on two examples,
     on the CPU: any error a run could hit before training (a setting a class rejects, a backbone that cannot
     take the data, empty splits) is one line before anything is written. `cfg` is validated already. The
-    data's shape comes from the dataset's `spec()` or from loading it (data/spec.py), once per dataset config
-    in the `data` cache a preflight shares between its jobs. `here=False` (jobs for cluster nodes): the
+    data's shape comes from the dataset's `spec()` or from loading it (data/spec.py). A preflight shares one
+    `cache` between its jobs: each dataset config is read once, and each model (task, data, backbone, loss)
+    built and run once, however many optimisers, schedules or seeds use it. `here=False` (jobs for cluster nodes): the
     device and the data files are checked on the node, where the run will use them; the model is built
     here only where the dataset says its shape without its files."""
     if here:
@@ -89,13 +90,16 @@ def dry_build(cfg: DictConfig, choices: dict[str, str], here: bool = True,
     check_task(task, dataset, choices)
     if here:
         dataset.check()
-    spec = _data_spec(cfg, dataset, choices, here, {} if data is None else data)
+    cache = {} if cache is None else cache
+    spec = _data_spec(cfg, dataset, choices, here, cache)
     criterion = build_criterion(cfg)
     trainer = build(cfg, "trainer")
-    if spec is None:
+    model = _key("model", cfg, ("task", "dataset", "backbone", "loss", "distance"))
+    if spec is None or model in cache:  # no shape here, or this model ran already: the optimiser on a head
         params = list(build(cfg, "loss.head", in_features=4, num_classes=3).parameters())
     else:
         params = list(_dry_forward(cfg, spec, task, criterion, choices).parameters())
+        cache[model] = None
     optimizer = build(cfg, "optim.optimizer", params)
     build(cfg, "optim.scheduler", optimizer, total_steps=trainer.epochs)
     build(cfg, "tracker")
@@ -104,7 +108,7 @@ def dry_build(cfg: DictConfig, choices: dict[str, str], here: bool = True,
 def _data_spec(cfg: DictConfig, dataset: Dataset, choices: dict[str, str], here: bool,
                cache: dict[str, DataSpec | None]) -> DataSpec | None:
     """The dataset's spec (cached by its config): `spec()` where it has one, else from loading it here."""
-    key = json.dumps(OmegaConf.to_container(cfg.dataset, resolve=True), sort_keys=True, default=str)
+    key = _key("data", cfg, ("dataset",))
     if key not in cache:
         name = choices.get("dataset", "?")
         if hasattr(dataset, "spec"):
@@ -122,6 +126,13 @@ def _data_spec(cfg: DictConfig, dataset: Dataset, choices: dict[str, str], here:
             check_splits(splits, name, getattr(dataset, "kind", "?"))
             cache[key] = DataSpec.of(splits)
     return cache[key]
+
+
+def _key(kind: str, cfg: DictConfig, paths: tuple[str, ...]) -> str:
+    """A cache key: `kind` and the resolved config nodes at `paths`."""
+    nodes = {path: OmegaConf.to_container(cfg[path], resolve=True) if isinstance(cfg[path], DictConfig) else cfg[path]
+             for path in paths if path in cfg}
+    return kind + ":" + json.dumps(nodes, sort_keys=True, default=str)
 
 
 def _dry_forward(cfg: DictConfig, spec: DataSpec, task: Task, criterion: Criterion,

@@ -87,12 +87,12 @@ def preflight(overrides: list[str], multirun: bool) -> list[Job]:
 
     jobs: dict[str, Job] = {}
     built: set[str] = set()  # cells dry-built: the seeds of a cell build the same objects
-    data: dict = {}  # each distinct dataset config is read once
+    cache: dict = {}  # each distinct dataset is read, and each distinct model run, once
     for job_overrides, cfg, choices in composed:
         validate(cfg)
         identity = run_identity(cfg, choices)
         if identity.cell_id not in built:
-            dry_build(cfg, choices, here, data)
+            dry_build(cfg, choices, here, cache)
             built.add(identity.cell_id)
         jobs.setdefault(identity.run_id, Job(split_hydra(job_overrides)[1], cfg, choices, identity))
     ordered = list(jobs.values())

@@ -123,3 +123,16 @@ def test_a_cluster_job_is_dry_built_where_the_data_can_say_its_shape_without_fil
     cfg, choices = compose_run([*FAST, "dataset=imagefolder", f"dataset.root={tmp_path / 'absent'}", "dataset.size=8",
                                 "backbone=mlp"])
     dry_build(cfg, choices, here=False)  # its shape needs its files: checked on the node
+
+
+def test_a_grid_builds_and_runs_each_model_once_in_preflight(tmp_path, monkeypatch):
+    """Eight jobs (two heads x two learning rates x two seeds) are two models: the preflight runs each once."""
+    import lossbench.build as build_module
+    from lossbench.plan import preflight
+
+    calls = []
+    real = build_module._dry_forward
+    monkeypatch.setattr(build_module, "_dry_forward", lambda *args: calls.append(args[0].loss.head) or real(*args))
+    jobs = preflight([*FAST, "backbone=mlp", "loss=ce,harmonic", "distance=cosine", "optim.optimizer.lr=0.001,0.01",
+                      "seed=0,1", f"results_dir={tmp_path / 'r'}"], multirun=True)
+    assert len(jobs) == 8 and len(calls) == 2
