@@ -84,31 +84,33 @@ def test_run_flops_are_the_sum_over_its_micro_batches(tmp_path):
 
 
 def test_busy_neighbours_change_duration_not_flops_or_cpu_energy(tmp_path):
-    """The same run three times alone and three times beside two processes that keep both cores busy: FLOPs
-    identical, modelled CPU (and total) energy within +-15 % (median of three runs each side, so that one
-    noisy run on a shared machine does not decide); duration free to differ."""
+    """The same run three times alone and three times beside two processes that keep both cores busy, alone and
+    loaded taking turns so that whatever else the shared machine does falls on both sides alike: FLOPs identical,
+    modelled CPU (and total) energy within +-30 % (medians of three; a model on wall time would double it, since
+    the run gets about half a core; CPU time itself moves by up to ~20 % with what shares the core's caches);
+    duration free to differ."""
     args = ["run", "dataset=mnist1d", "backbone=cnn", "trainer.epochs=10", "threads=1", "tracker=codecarbon",
             "trainer.progress=false"]
 
-    def runs(name: str) -> pd.DataFrame:
-        for i in range(3):
-            proc = lossbench(*args, f"results_dir={tmp_path / name}", f"seed={i}", cwd=tmp_path)
-            assert proc.returncode == 0, proc.stderr
-        return load_runs(tmp_path / name).sort_values("seed")
+    def run(name: str, seed: int) -> None:
+        proc = lossbench(*args, f"results_dir={tmp_path / name}", f"seed={seed}", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
 
-    alone = runs("alone")
-    busy = [subprocess.Popen(BUSY) for _ in range(2)]
-    try:
-        time.sleep(0.5)
-        loaded = runs("loaded")
-    finally:
-        for proc in busy:
-            proc.kill()
-            proc.wait()
+    for seed in range(3):
+        run("alone", seed)
+        busy = [subprocess.Popen(BUSY) for _ in range(2)]
+        try:
+            time.sleep(0.5)
+            run("loaded", seed)
+        finally:
+            for proc in busy:
+                proc.kill()
+                proc.wait()
+    alone, loaded = (load_runs(tmp_path / name).sort_values("seed") for name in ("alone", "loaded"))
     assert loaded.flops.tolist() == alone.flops.tolist() and set(loaded.threads) == set(alone.threads) == {1}
     assert set(alone.cpu_energy_source) == set(loaded.cpu_energy_source) == {"model:cpu-time"}
-    assert loaded.cpu_energy_kwh.median() == pytest.approx(alone.cpu_energy_kwh.median(), rel=0.15)
-    assert loaded.energy_kwh.median() == pytest.approx(alone.energy_kwh.median(), rel=0.15)
+    assert loaded.cpu_energy_kwh.median() == pytest.approx(alone.cpu_energy_kwh.median(), rel=0.3)
+    assert loaded.energy_kwh.median() == pytest.approx(alone.energy_kwh.median(), rel=0.3)
     intensity = (loaded.emissions_kg / loaded.energy_kwh).tolist() + (alone.emissions_kg / alone.energy_kwh).tolist()
     assert max(intensity) == pytest.approx(min(intensity), rel=1e-9)
 
