@@ -36,3 +36,10 @@ UNFINISHED = (RunStatus.CANCELLED, RunStatus.TIMEOUT, RunStatus.OUT_OF_MEMORY, R
               RunStatus.PREEMPTED, RunStatus.NOT_SUBMITTED)
 # statuses of runs that trained (their rows hold metrics; their checkpoint is no longer needed)
 TRAINED = (RunStatus.COMPLETED, RunStatus.DIVERGED)
+
+
+def tally(status: str) -> str:
+    """The report column a row of this status is counted in: `completed`, `diverged`, or `failed` for every
+    other ending (raised, or its job ended by the cluster: cancelled, timeout, ...), so that no row of a
+    cell goes uncounted."""
+    return RunStatus(status).value if status in TRAINED else RunStatus.FAILED.value

@@ -24,8 +24,12 @@ HARMONIC = "harmonic/euclidean (optim=adam)"  # the diverged SGD run is another 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    """ce and harmonic x 3 seeds of 2-epoch spiral runs, a diverged run and a failed one; its report."""
+    """ce and harmonic x 3 seeds of 2-epoch spiral runs, a diverged run, a failed one and a ce run whose
+    cluster job timed out (the row `lossbench run -m` writes for it); its report."""
     from lossbench.config import compose_run
+    from lossbench.identity import run_identity
+    from lossbench.run import record_unfinished
+    from lossbench.statuses import RunStatus
 
     root = tmp_path_factory.mktemp("html_browser")
     common = ["dataset=spiral", "backbone=mlp", "trainer.epochs=2", "trainer.progress=false", "tracker=codecarbon",
@@ -35,6 +39,8 @@ def sweep(tmp_path_factory):
             execute(*compose_run([*common, f"loss={loss}", f"seed={seed}"]))
     execute(*compose_run([*common, "loss=harmonic", "seed=3", "optim=sgd", "optim.optimizer.lr=1e12"]))
     execute(*compose_run([*common, "loss=ce", "seed=4", "dataset=modadd"]))  # mlp on tokens: fails
+    cfg, choices = compose_run([*common, "loss=ce", "seed=5"])
+    record_unfinished(cfg, run_identity(cfg, choices), "s1", RunStatus.TIMEOUT, "DUE TO TIME LIMIT", {})
     build_report(root / "results", root / "report", ["dataset", "backbone"])
     return root / "results", root / "report"
 
@@ -140,6 +146,21 @@ def test_a_number_opens_the_runs_behind_it_and_a_run_its_own_drill_down(sweep, b
     assert "loss" in panel.find_element(By.CSS_SELECTOR, "table").text  # the config keys that differ
     browser.find_element(By.CSS_SELECTOR, "#drill .close").click()
     assert not panel.is_displayed() and table.is_displayed()
+
+
+def test_the_failed_count_opens_the_runs_that_did_not_finish_with_their_state(sweep, browser):
+    """ce's `failed` count is its timed-out run (a cluster state is counted as failed): one click lists it."""
+    from selenium.webdriver.common.by import By
+
+    results, report = sweep
+    opened(browser, report)
+    (timed_out,) = load_runs(results).query("status == 'timeout'").run_id
+    count = browser.find_element(By.CSS_SELECTOR, 'td[data-v="ce"][data-s="failed"]')
+    assert count.text == "1"
+    count.click()
+    rows = browser.find_elements(By.CSS_SELECTOR, "#drill tbody tr")
+    assert [(r.find_element(By.CSS_SELECTOR, "td.run").text, r.find_element(By.CSS_SELECTOR, "td.status").text)
+            for r in rows] == [(timed_out, "timeout")]
 
 
 def test_hovering_a_curve_names_the_run_and_its_value(sweep, browser):

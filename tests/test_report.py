@@ -16,7 +16,7 @@ from lossbench import LossbenchError
 from lossbench.report import build_report
 from lossbench.report.aggregate import aggregate, best_variants, pareto_front, sweep_table
 from lossbench.report.catalogue import columns_of, metrics_of
-from lossbench.report.formats import latex_escape
+from lossbench.report.formats import caption, latex_escape
 from lossbench.results import load_runs
 from lossbench.run import execute
 from lossbench.tasks.classification import Classification
@@ -181,3 +181,22 @@ def test_runs_whose_data_follows_the_seed_are_one_cell_paired_by_seed(tmp_path, 
     assert table.n.to_dict() == {"ce": 2, "harmonic/sqeuclidean": 2}
     (paired,) = table.comparisons["test_acc"]  # harmonic - CE over the two seeds, each on its own split
     assert paired.n == 2 and list(table.values["test_acc"].index) == [0, 1]
+
+
+def test_runs_the_cluster_ended_beside_completed_ones_are_counted_as_failed(tmp_path):
+    """A cell with completed runs and one whose job timed out (and one that raised): n counts the completed, the
+    failed column both others, and the caption names the cluster's state; no row of a cell goes uncounted."""
+    rows = [synthetic_row(v, s, test_acc=0.9 + 0.01 * s) for v in ("ce", "harmonic/cosine") for s in range(3)]
+    rows += [synthetic_row("ce", 7, status="timeout", error="TIMEOUT"),
+             synthetic_row("ce", 8, status="failed", error="RuntimeError: boom"),
+             synthetic_row("harmonic/cosine", 9, status="cancelled", error="CANCELLED by 42")]
+    write_synthetic(tmp_path, rows, {})
+    (table,) = aggregate(load_runs(tmp_path), ["dataset", "backbone"], metrics_of(Classification), Classification)
+    assert table.n.to_dict() == {"ce": 3, "harmonic/cosine": 3}
+    assert table.failed.to_dict() == {"ce": 2, "harmonic/cosine": 1} and table.diverged.sum() == 0
+    assert table.unfinished == {}
+    assert "Failed includes runs the cluster ended (1 cancelled, 1 timeout)." in caption(table)
+    from lossbench.report.drill import run_entries
+
+    entries = run_entries(table.rows, 0, pd.Series([{}] * len(table.rows)), [], {})
+    assert sorted(e["tally"] for e in entries.values() if e["status"] != "completed") == ["failed"] * 3

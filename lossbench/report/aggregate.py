@@ -3,7 +3,8 @@ best values; metric-vs-config tables; Pareto fronts. Pure pandas on result rows,
 
 The rows of a table are cells (cells.py): runs that differ only by seed, labelled by their variant
 and, where one variant holds several cells in a group, by the keys in which they differ. Only
-`completed` runs enter the numbers; failed and diverged runs are counted next to their own cell.
+`completed` runs enter the numbers; every other row is counted next to its own cell, as diverged or as
+failed (raised, or its job ended by the cluster: statuses.tally).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from lossbench import LossbenchError
 from lossbench.report.cells import label_cells
 from lossbench.report.stats import Comparison, Omnibus, Standing, against_baseline, omnibus_test, standing
 from lossbench.schema import BLOCKS, Column
+from lossbench.statuses import UNFINISHED, RunStatus, tally
 from lossbench.tasks.base import Task
 
 Metric = Column
@@ -53,6 +55,7 @@ class GroupTable:
     rows: pd.DataFrame = field(default_factory=pd.DataFrame)  # the group's rows, every status, cell labels in `variant`
     duplicates: int = 0  # rows left out: another row holds their cell and seed (cells.py)
     unfinished: dict[str, dict[str, int]] = field(default_factory=dict)  # cell without a completed run -> statuses
+    ended: dict[str, int] = field(default_factory=dict)  # cluster states counted as failed beside completed runs
 
     @property
     def slug(self) -> str:
@@ -65,7 +68,7 @@ class GroupTable:
     @property
     def completed(self) -> pd.DataFrame:
         """The group's completed rows, with their cell labels."""
-        return self.rows[self.rows.status.eq("completed")]
+        return self.rows[self.rows.status.eq(RunStatus.COMPLETED)]
 
     @property
     def modelled_energy(self) -> bool:
@@ -93,7 +96,7 @@ def aggregate(runs: pd.DataFrame, group_by: list[str], metrics: list[Metric], ta
     missing = [c for c in group_by if c not in runs.columns]
     if missing:
         raise LossbenchError(f"cannot group by '{missing[0]}'; columns include: dataset, backbone, optim, experiment")
-    if not runs.status.eq("completed").any():
+    if not runs.status.eq(RunStatus.COMPLETED).any():
         counts = runs.status.value_counts().to_dict()
         raise LossbenchError(f"no completed runs to report ({', '.join(f'{v} {k}' for k, v in counts.items()) or 'none'})")
     cells = label_cells(runs, group_by)
@@ -106,7 +109,7 @@ def aggregate(runs: pd.DataFrame, group_by: list[str], metrics: list[Metric], ta
     tables = []
     for key, everything in runs.groupby(group_by, sort=True) if group_by else [((), runs)]:
         key = key if isinstance(key, tuple) else (key,)
-        group = everything[everything.status == "completed"]
+        group = everything[everything.status.eq(RunStatus.COMPLETED)]
         if group.empty:
             continue
         table = _group_table(task, metrics, dict(zip(group_by, map(str, key))), group, everything, baseline)
@@ -122,12 +125,15 @@ def _group_table(task: type[Task], metrics: list[Metric], key: dict[str, str], g
     by_cell = group.groupby("variant")
     mean, std, n = by_cell[names].mean(), by_cell[names].std(ddof=1), by_cell.size()
     status = everything.groupby("variant").status.value_counts().unstack(fill_value=0)
-    failed = status.get("failed", pd.Series(0, index=status.index)).reindex(n.index, fill_value=0)
-    diverged = status.get("diverged", pd.Series(0, index=status.index)).reindex(n.index, fill_value=0)
+    tallied = everything.assign(tally=everything.status.map(tally)).groupby("variant").tally.value_counts()
+    tallied = tallied.unstack(fill_value=0).reindex(n.index, fill_value=0)
+    failed, diverged = (tallied.get(s.value, pd.Series(0, index=n.index)) for s in (RunStatus.FAILED, RunStatus.DIVERGED))
     table = GroupTable(task, metrics, key, mean, std, n, failed, diverged, rows=everything)
     labels = everything.groupby("variant_name")["variant"].unique()
     table.split = {str(v): sorted(cells) for v, cells in labels.items() if len(cells) > 1}
     table.unfinished = {v: status.loc[v][status.loc[v] > 0].to_dict() for v in sorted(set(status.index) - set(n.index))}
+    ended = status.loc[n.index, [c for c in status.columns if c in {s.value for s in UNFINISHED}]].sum()
+    table.ended = {str(s): int(count) for s, count in ended.items() if count}
     table.values = {m: group.groupby(["seed", "variant"])[m].mean().unstack("variant") for m in names}
     table.baseline = baseline if baseline in mean.index else None
     table.omnibus = {m: omnibus_test(table.values[m]) for m in names}
@@ -185,7 +191,7 @@ def config_value(config_json: str, path: str) -> str:
 def sweep_table(runs: pd.DataFrame, x: str, metric: Metric, split: str | None = None) -> pd.DataFrame:
     """`metric` over the values of config path `x`, per variant (optionally split by another config
     path): rows = variant, columns = x values, cells = (mean, std, n) over seeds, completed runs only."""
-    done = runs[runs.status == "completed"]
+    done = runs[runs.status.eq(RunStatus.COMPLETED)]
     if done.empty:
         raise LossbenchError("no completed runs to report")
     done = label_cells(done, [], tuple(p for p in (x, split) if p)).runs

@@ -1,6 +1,7 @@
 """The data behind the HTML page's drill-down and interactive curves (one JSON object in the page):
 
-- `runs`: every run of the results folder by id: its label (the cell's), seed, status, group (index into
+- `runs`: every run of the results folder by id: its label (the cell's), seed, status, the table column
+  it is counted in (statuses.tally: completed, diverged or failed), group (index into
   `groups`, or null for a run in no table), the config keys that tell its cell from the others in its group
   (cells.differing_keys), its error line, its values of the group's metrics and its learning curves;
 - `groups`: per group its title, curve axis, the runs of each cell (every status), the metrics' titles, and
@@ -24,6 +25,7 @@ from lossbench.report.catalogue import columns_of
 from lossbench.report.cells import differing_keys
 from lossbench.report.curves import curve_stats
 from lossbench.report.page import ERROR_CHARS, GROUP_CURVES, Sources
+from lossbench.statuses import tally
 
 MAX_POINTS = 200  # per curve; a longer one keeps every k-th point and the last
 CURVES = ("grad_norm_mean", "train_loss", "val_loss")  # drawn for a run besides its task's headline metric
@@ -74,7 +76,8 @@ def run_entries(rows: pd.DataFrame, group: int | None, keys: pd.Series, metrics:
     out = {}
     for i, row in enumerate(rows.itertuples(index=False)):
         rid = str(row.run_id)
-        out[rid] = {"variant": str(row.variant), "seed": int(row.seed), "status": str(row.status), "group": group,
+        out[rid] = {"variant": str(row.variant), "seed": int(row.seed), "status": str(row.status), "tally": tally(row.status),
+                    "group": group,
                     "keys": keys.iloc[i], "error": _error(getattr(row, "error", None)),
                     "values": {m: rounded(getattr(row, m)) for m in metrics if rounded(getattr(row, m)) is not None},
                     "curves": curves.get(rid, {})}

@@ -144,6 +144,8 @@ def caption(table: GroupTable, block: str | None = None) -> str:
     if table.unfinished:
         parts.append("No completed run: " + "; ".join(
             f"{v} ({', '.join(f'{n} {s}' for s, n in counts.items())})" for v, counts in table.unfinished.items()) + ".")
+    if table.ended:
+        parts.append(f"Failed includes runs the cluster ended ({', '.join(f'{n} {s}' for s, n in table.ended.items())}).")
     if not_ranked:
         parts.append(f"{', '.join(not_ranked)}: the checkpoint-selection score, shown but not ranked.")
     if any(m.distance_heads_only for m in table.metrics):

@@ -186,7 +186,7 @@ function runsTable(ids, metric) {
 function cellDrill(d) {
   const g = DATA.groups[Number(d.g)], status = d.s || "completed";
   const variants = d.b ? [d.v, d.b] : [d.v];
-  const ids = variants.flatMap((v) => g.cells[v] || []).filter((id) => DATA.runs[id].status === status)
+  const ids = variants.flatMap((v) => g.cells[v] || []).filter((id) => DATA.runs[id].tally === status)
     .sort((a, b) => DATA.runs[a].seed - DATA.runs[b].seed || DATA.runs[a].variant.localeCompare(DATA.runs[b].variant));
   const what = d.m ? g.metrics[d.m] : `${status} runs`;
   let html = `<h2>${esc(variants.join(" vs "))}: ${esc(what)}</h2><p class="caption">${esc(g.title)}: ${ids.length} ${esc(status)} run(s)` +
