@@ -25,6 +25,8 @@ from typing import Literal
 
 import pyarrow as pa
 
+from lossbench.statuses import TRAINED
+
 # 2: run ids hash the effective config only; head, variant, cost-free identity columns.
 # 3: every file on one declared Arrow schema (typed nulls, declared int/float types); run ids without
 #    measurement and presentation settings (tracker, trainer.progress, trainer.eval_batch_size); cell_id.
@@ -256,7 +258,7 @@ def arrow_schema(columns: Iterable[Column]) -> pa.Schema:
 def check_row(row: dict[str, object], declared: Sequence[Column], status: str) -> tuple[set[str], set[str]]:
     """(undeclared columns in the row, declared columns the row misses) for a row of this status, as a
     run builds it (the writer then adds every other column of the schema as a typed null)."""
-    trained = status in ("completed", "diverged")  # every other status (failed, cancelled, ...) did not finish
+    trained = status in TRAINED  # every other status (failed, cancelled, ...) did not finish
     expected = {c.name for c in declared if c.present == "always"
                 or (c.present == "trained" and trained) or (c.present == "failed" and not trained)}
     names = set(row)

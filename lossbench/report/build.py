@@ -21,6 +21,7 @@ from lossbench.report.tuning import to_markdown as tuning_markdown
 from lossbench.report.tuning import tuning_tables
 from lossbench.results import load_history, load_runs
 from lossbench.schema import BLOCKS
+from lossbench.statuses import RunStatus
 from lossbench.store import check_writable
 from lossbench.tasks.registry import task_class
 
@@ -82,7 +83,7 @@ def build_report(
     tables: list[GroupTable] = []
     for target, task_runs in runs.groupby("task_target", sort=True):
         metrics = metrics_of(tasks[target], metric_names, block)
-        if metrics and task_runs.status.eq("completed").any():
+        if metrics and task_runs.status.eq(RunStatus.COMPLETED).any():
             tables += aggregate(task_runs, group_by, metrics, tasks[target], baseline or "ce")
     variants = {v for t in tables for v in t.mean.index}
     if baseline is not None and baseline not in variants and variants:

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from lossbench.identity import CHOICE_AXES, REPLICATE_KEYS, hash_id, identity_config
+from lossbench.statuses import RunStatus
 
 MAX_KEYS = 3  # differing keys named in a label; more are counted
 
@@ -89,7 +90,7 @@ def label_cells(runs: pd.DataFrame, group_by: list[str], ignore: tuple[str, ...]
 
 def _deduplicate(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per cell and seed, the completed, most recently finished one; and the rows left out."""
-    order = runs.assign(_done=runs["status"].eq("completed"), _end=runs["finished_at"].fillna(""))
+    order = runs.assign(_done=runs["status"].eq(RunStatus.COMPLETED), _end=runs["finished_at"].fillna(""))
     order = order.sort_values(["_done", "_end"], kind="stable")
     keep = ~order.duplicated(["variant_name", "cell_id", "seed"], keep="last")
     return runs.loc[order.index[keep]].sort_index(), runs.loc[order.index[~keep]]

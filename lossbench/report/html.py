@@ -62,7 +62,7 @@ def environment() -> Environment:
 def render(sources: Sources) -> str:
     """The page's HTML."""
     env = environment()
-    asset = lambda name: Markup(env.loader.get_source(env, name)[0])  # noqa: E731: CSS and script, verbatim
+    asset = lambda name: Markup(env.loader.get_source(env, name)[0])  # noqa: E731 (CSS and script, verbatim)
     return env.get_template("report.html.j2").render(
         **page_model(sources, embedded), data=script_json(payload(sources)), css=asset("report.css"),
         script=asset("report.js")).lstrip()

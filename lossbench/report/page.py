@@ -32,6 +32,7 @@ from lossbench.report.formats import (
     sweep_cells,
 )
 from lossbench.report.tuning import caption as tuning_caption
+from lossbench.statuses import RunStatus
 
 if TYPE_CHECKING:
     from lossbench.report.across import RankingView
@@ -152,7 +153,7 @@ def measurement(table: GroupTable) -> list[tuple[str, str]]:
 def run_rows(rows: pd.DataFrame, unfinished: bool = True) -> list[dict[str, Any]]:
     """Runs (those that did not complete, or all): id, label, seed, status and the first line of their error."""
     out = []
-    rows = rows[~rows.status.eq("completed")] if unfinished else rows
+    rows = rows[~rows.status.eq(RunStatus.COMPLETED)] if unfinished else rows
     for row in rows.sort_values(["status", "variant", "seed"]).itertuples():
         error = getattr(row, "error", None)
         line = str(error).strip().splitlines()[0][:ERROR_CHARS] if isinstance(error, str) and error.strip() else ""
