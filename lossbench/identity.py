@@ -165,10 +165,19 @@ def loss_labels(loss: Mapping[str, Any]) -> dict[str, str]:
     criterion = _named(criterion_node, "loss.criterion").label(criterion_node)
     distance_node = loss["head"].get("distance")
     if distance_node is None:
-        return {"head": head.name, "loss": criterion, "criterion": criterion, "distance": "none", "variant": criterion}
+        return {"head": head.name, "loss": criterion, "criterion": criterion, "distance": "none",
+                "variant": variant_label(head.name, "none", criterion)}
     distance = _named(distance_node, "loss.head.distance").name
-    variant = f"{head.name}/{distance}" + ("" if criterion == "ce" else f" + {criterion}")
-    return {"head": head.name, "loss": head.name, "criterion": criterion, "distance": distance, "variant": variant}
+    return {"head": head.name, "loss": head.name, "criterion": criterion, "distance": distance,
+            "variant": variant_label(head.name, distance, criterion)}
+
+
+def variant_label(head: str, distance: str, criterion: str) -> str:
+    """The variant label, the report's row name: a head without distance by its criterion (`ce`, `focal`); a
+    distance head `<head>/<distance>`, with ` + <criterion>` when the criterion is not plain cross-entropy."""
+    if distance == "none":
+        return criterion
+    return f"{head}/{distance}" + ("" if criterion == "ce" else f" + {criterion}")
 
 
 def seed_bound(cfg: DictConfig, path: str = "") -> tuple[str, ...]:
@@ -200,9 +209,11 @@ def run_identity(cfg: DictConfig, choices: Mapping[str, str], experiment: str | 
 
 def variant_of_legacy(row: Mapping[str, Any]) -> str:
     """The variant label of a schema-1 row (written before rows carried `variant`): from its loss,
-    distance and criterion columns, in the same format as `loss_labels`."""
-    loss, distance = row.get("loss"), row.get("distance") or "none"
-    criterion = row.get("criterion") or "ce"
+    distance and criterion columns, through `variant_label` as new rows are."""
+    loss, distance = str(row.get("loss")), row.get("distance") or "none"
+    criterion = str(row.get("criterion") or "ce")
     if distance == "none":
-        return str(criterion if loss == "ce" else loss)
-    return f"{loss}/{distance}" + ("" if criterion in ("ce", loss) else f" + {criterion}")
+        criterion = criterion if loss == "ce" else loss  # schema 1: a linear head goes by its loss unless that is ce
+    elif criterion == loss:
+        criterion = "ce"  # schema 1 could name a plain distance head's criterion after the head
+    return variant_label(loss, distance, criterion)
