@@ -83,10 +83,7 @@ class GroupTable:
 def selection_columns(task: type[Task]) -> set[str]:
     """Columns computed on the split that chose the checkpoint: shown, never ranked (the validation
     score that selected the checkpoint, and perplexity derived from a selected NLL)."""
-    chosen = {f"val_{task.selection}"}
-    if task.selection == "nll":
-        chosen.add("val_ppl")
-    return chosen
+    return {f"val_{score}" for score in (task.selection, *task.selection_derived)}
 
 
 def aggregate(runs: pd.DataFrame, group_by: list[str], metrics: list[Metric], task: type[Task],

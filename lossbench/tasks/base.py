@@ -39,6 +39,8 @@ class Task:
     - `score_columns`: what `evaluate` returns, written per split (`val_acc`, ...);
     - `train_score`: the score accumulated during training (`train_acc` in the history);
     - `selection`, `selection_higher_is_better`: the validation score that picks the checkpoint;
+    - `selection_derived`: scores that are a function of the selection score (perplexity of NLL): their
+      validation values were chosen too, so the report shows them unranked as well;
     - `columns`: the task's own summary columns (`probe` and `extras` write them);
     - `report`: its report view.
     """
@@ -49,6 +51,7 @@ class Task:
     train_score: ClassVar[Column]
     selection: ClassVar[str]
     selection_higher_is_better: ClassVar[bool]
+    selection_derived: ClassVar[tuple[str, ...]] = ()
     columns: ClassVar[tuple[Column, ...]] = ()
     report: ClassVar[ReportView]
 

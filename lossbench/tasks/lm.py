@@ -48,6 +48,7 @@ class LanguageModeling(Task):
     score_columns = (ACC, NLL, PPL)
     train_score = ACC
     selection, selection_higher_is_better = "nll", False
+    selection_derived = ("ppl",)  # exp(NLL)
     columns = (*(PROBES[n] for n in ("effective_rank", "pc5_ev", "proto_effective_rank", "proto_pc5_ev")),
                *PER_TOKEN.values())
     report = ReportView(
