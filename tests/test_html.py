@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from lossbench.cli import app
 from lossbench.report import build_report
-from lossbench.report.formats import TIE
+from lossbench.report.captions import TIE
 from lossbench.results import load_runs
 from lossbench.testing import synthetic_row, write_synthetic
 

@@ -15,8 +15,9 @@ import pytest
 from lossbench import LossbenchError
 from lossbench.report import build_report
 from lossbench.report.aggregate import aggregate, best_variants, pareto_front, sweep_table
+from lossbench.report.captions import caption
 from lossbench.report.catalogue import columns_of, metrics_of
-from lossbench.report.formats import caption, latex_escape
+from lossbench.report.formats import latex_escape
 from lossbench.results import load_runs
 from lossbench.run import execute
 from lossbench.tasks.classification import Classification

@@ -28,8 +28,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from lossbench.report.captions import TIE
 from lossbench.report.drill import payload
-from lossbench.report.formats import TIE
 from lossbench.report.page import Sources, page_model
 
 log = logging.getLogger(__name__)

@@ -18,14 +18,12 @@ import re
 from dataclasses import dataclass, field
 
 from lossbench.report.aggregate import GroupTable, Metric
+from lossbench.report.captions import NOT_APPLICABLE, caption, family_note
 from lossbench.report.formats import (
-    NOT_APPLICABLE,
     blocks_of,
-    caption,
     column_exponent,
     comparison_rows,
     delta,
-    family_note,
     latex_escape,
     mark,
     mean_std,
@@ -93,6 +91,7 @@ def _stack(title: str, unit: str) -> str:
 
 
 def metric_header(metric: Metric, exponent: int) -> str:
+    """A metric's column header in LaTeX: its label, the column's power of ten and its unit."""
     scale = f"$10^{{{exponent}}}$" if exponent else ""
     unit = " ".join(part for part in (scale, latex_escape(metric.unit or "")) if part)
     return _stack(latex_escape(metric.label or metric.name), unit)

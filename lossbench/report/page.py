@@ -8,6 +8,7 @@ runs behind them (`drill`: group index, variant, metric), which the page's scrip
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,14 +16,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from lossbench.report.aggregate import GroupTable, Metric
+from lossbench.report.captions import caption, family_note
 from lossbench.report.formats import (
     blocks_of,
-    caption,
     cell_text,
     column_exponent,
     comparison_rows,
     delta,
-    family_note,
     header,
     omnibus_text,
     p_text,
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from lossbench.report.across import RankingView
     from lossbench.report.palette import Palette
     from lossbench.report.plotting import Figure
+
+Embed = Callable[[Path], dict[str, Any]]  # a figure file -> its <img> attributes (html.embedded: data URI, size)
 
 CURVE_SUFFIX = " over training"  # curves.curve_figure's names: the page draws these curves itself, interactive
 GROUP_CURVES = ("headline", "grad_norm_mean")  # those curves (figures.group_figures), drawn from drill.py's data
@@ -136,7 +138,7 @@ def comparison_view(table: GroupTable, g: int, metrics: list[Metric]) -> dict[st
             "numeric": [False, False] + [True] * 6}
 
 
-def figure_view(name: str, paths: dict[str, Path], note: str, embed) -> dict[str, Any]:
+def figure_view(name: str, paths: dict[str, Path], note: str, embed: Embed) -> dict[str, Any]:
     """A drawn figure (`embed` of its SVG: source and size) or the note on why it is not drawn."""
     return {"name": name, "note": note, **(embed(paths["svg"]) if "svg" in paths else {"src": None})}
 
@@ -162,7 +164,7 @@ def run_rows(rows: pd.DataFrame, unfinished: bool = True) -> list[dict[str, Any]
     return out
 
 
-def group_view(table: GroupTable, g: int, figures: list[Figure], embed) -> dict[str, Any]:
+def group_view(table: GroupTable, g: int, figures: list[Figure], embed: Embed) -> dict[str, Any]:
     """One group's section."""
     return {"index": g, "title": table.title, "slug": f"g{g}-{table.slug}", "caption": caption(table),
             "blocks": [block_view(table, g, b, ms) for b, ms in blocks_of(table.metrics)],
@@ -173,7 +175,7 @@ def group_view(table: GroupTable, g: int, figures: list[Figure], embed) -> dict[
             "measurement": measurement(table), "unfinished": run_rows(table.rows)}
 
 
-def ranking_view(view: RankingView, tables: list[GroupTable], embed) -> dict[str, Any]:
+def ranking_view(view: RankingView, tables: list[GroupTable], embed: Embed) -> dict[str, Any]:
     """A ranking across groups: its table (the markdown's cells), each `mean (rank)` cell linked to its runs."""
     datasets = list(view.tables)
     rows = []
@@ -189,7 +191,8 @@ def ranking_view(view: RankingView, tables: list[GroupTable], embed) -> dict[str
             "numeric": [False] + [True] * (len(view.head) - 1)}
 
 
-def sweep_view(sweep: Sweep, embed) -> dict[str, Any]:
+def sweep_view(sweep: Sweep, embed: Embed) -> dict[str, Any]:
+    """A metric-vs-config table's section: its cells (formats.sweep_cells) and figure."""
     xs, cells = sweep_cells(sweep.stats, sweep.metric)
     rows = [[Cell(v, sort=v)] + [Cell(c, sort=_number(c.split(" ")[0])) for c in row] for v, row in cells.items()]
     figure = figure_view(f"{sweep.metric.title} vs {sweep.x}", sweep.paths, "", embed)
@@ -198,13 +201,14 @@ def sweep_view(sweep: Sweep, embed) -> dict[str, Any]:
 
 
 def tuning_view(protocol: dict[str, Any], table: pd.DataFrame) -> dict[str, Any]:
+    """A tuning protocol's section: its table (tuning.py) and caption."""
     rows = [[Cell(str(v), sort=_number(v) if _number(v) is not None else str(v)) for v in row]
             for row in table.itertuples(index=False)]
     return {"title": f"Tuning (protocol {protocol['protocol']})", "caption": tuning_caption(protocol),
             "head": list(table.columns), "rows": rows, "numeric": [False] * len(table.columns)}
 
 
-def page_model(sources: Sources, embed) -> dict[str, Any]:
+def page_model(sources: Sources, embed: Embed) -> dict[str, Any]:
     """Everything the template shows; `embed(path)` turns a figure file into what an <img> loads."""
     runs, tables = sources.runs, sources.tables
     counts = ", ".join(f"{v} {k}" for k, v in runs.status.value_counts().items())
