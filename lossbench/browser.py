@@ -13,14 +13,18 @@ import json
 import math
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--hide-scrollbars", "--window-size=1400,1000")
 LOCAL = ("file:", "data:", "about:", "chrome:", "devtools:")  # what a request may load without the network
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
+
 READY = "lossbench-ready"  # html.READY: the mark the page's script sets once it is interactive
 
 
@@ -31,7 +35,7 @@ def binaries() -> tuple[str | None, str | None]:
 
 
 @contextmanager
-def chromium(profile: Path | None = None):
+def chromium(profile: Path | None = None) -> Iterator[WebDriver]:
     """A headless Chromium driven by selenium, its console and performance logs recorded, network offline."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -56,7 +60,7 @@ def chromium(profile: Path | None = None):
             driver.quit()
 
 
-def open_page(driver, path: Path) -> dict[str, float]:
+def open_page(driver: WebDriver, path: Path) -> dict[str, float]:
     """Load a page from its file URL (the logs emptied first); its timings in ms from navigation start: the
     DOMContentLoaded end, the load end and the page's READY mark (NaN where the page sets none)."""
     driver.get("about:blank")
@@ -69,7 +73,7 @@ def open_page(driver, path: Path) -> dict[str, float]:
                                                                       for t in timings)))
 
 
-def requests(driver) -> list[str]:
+def requests(driver: WebDriver) -> list[str]:
     """URLs the page requested since it was opened (performance log: Network.requestWillBeSent)."""
     urls = []
     for entry in driver.get_log("performance"):
@@ -84,6 +88,6 @@ def remote(urls: list[str]) -> list[str]:
     return [u for u in urls if not u.startswith(LOCAL)]
 
 
-def console_errors(driver) -> list[str]:
+def console_errors(driver: WebDriver) -> list[str]:
     """Console messages at level SEVERE (errors) since the last read."""
     return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]

@@ -78,4 +78,5 @@ def param_norm(module: nn.Module) -> float:
 
 
 def count_params(module: nn.Module) -> int:
+    """Number of parameters of `module` (trainable or not)."""
     return sum(p.numel() for p in module.parameters())

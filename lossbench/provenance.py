@@ -30,6 +30,7 @@ def git_state(path: Path) -> tuple[str | None, bool | None]:
 
 
 def device_name(device: torch.device) -> str:
+    """The device's model name (the GPU's, or the CPU's) for the row's provenance."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return platform.processor() or platform.machine()

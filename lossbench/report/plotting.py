@@ -58,6 +58,7 @@ def variant_handles(variants: list[str], palette: Palette, marker: str | None = 
 
 
 def band_handle(text: str) -> Patch:
+    """A legend entry for a shaded band (the std or CI around a mean curve)."""
     return Patch(color="0.5", alpha=0.25, label=text)
 
 
