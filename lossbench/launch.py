@@ -167,6 +167,7 @@ def run_sweeper(overrides: list[str], context: RunContext) -> CommandResult:
             except RunLocked as exc:
                 return CommandResult([f"study {sweep} is already being run {describe_holder(exc.holder)}: "
                                       "not started"], 1)
+            held.enter_context(study.grid_sampler_without_stop())
         hydra = _hydra()
         try:
             master = hydra.compose_config(CONFIG_NAME, [*task_overrides, *hydra_overrides, *extra],

@@ -32,8 +32,10 @@ TUNING = "tuning"
 def tune(overrides: list[str], space: list[str], trials: int, seeds: list[int],
          context: RunContext = RunContext()) -> CommandResult:
     """Run the protocol; returns one summary line per variant and the manifest's path."""
-    if trials < 1 or not seeds:
-        raise LossbenchError(f"--trials must be >= 1 and --seeds must name at least one seed (got {trials}, {seeds})")
+    if trials < 1:
+        raise LossbenchError(f"--trials: got {trials}; valid: an integer >= 1 (trials per variant)")
+    if not seeds:
+        raise LossbenchError("--seeds: got no seed; valid: a comma list of integers, e.g. 0,1,2,3,4")
     _, searched = search_space.split(space)
     plain = [s for s in space if s not in {o.input_line for o in searched.values()}]
     if plain or not searched:

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +71,26 @@ def settings(sweeper: DictConfig, given: set[str], results_dir: Path, name: str,
         log.info("study %s: %d of %d trials done; %d to go", study, done, sweeper.n_trials, remaining)
         out.append(f"hydra.sweeper.n_trials={remaining}")
     return out
+
+
+@contextmanager
+def grid_sampler_without_stop() -> Iterator[None]:
+    """While the sweeper runs: Optuna's GridSampler does not call `study.stop()` after the last grid point.
+
+    Why: under Hydra's Optuna sweeper (1.3) the study is driven by ask/tell, where `stop()` raises
+    RuntimeError; the sweeper swallows that error after a completed trial but not after a failed one
+    (hydra_optuna_sweeper/_impl.py, the `study.tell` in its `except` branch), so a grid whose last trial
+    failed stopped the whole sweep. Nothing needs stopping: the sweeper already sets `n_trials` to the
+    grid's size. The sweeper checks for GridSampler itself (`sampler.func == GridSampler`), so a subclass
+    in its place would lose the grid handling; the method is swapped for the duration instead."""
+    from optuna.samplers import GridSampler
+
+    original = GridSampler.after_trial
+    GridSampler.after_trial = lambda self, study, trial, state, values: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        GridSampler.after_trial = original  # type: ignore[method-assign]
 
 
 def resume(storage: str, name: str) -> tuple[int, int]:

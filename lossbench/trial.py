@@ -42,8 +42,12 @@ def objective_columns(cfg: DictConfig) -> list[Column]:
     declared = {c.name: c for c in summary_columns(task.columns, task.score_columns)}
     names = list(cfg.get("objective") or [f"val_{task.selection}"])
     columns = []
-    valid = {n: c for n, c in declared.items() if c.dtype in ("float", "int") and c.higher_is_better is not None}
+    valid = {n: c for n, c in declared.items() if c.dtype in ("float", "int") and c.higher_is_better is not None
+             and not n.startswith("test_")}
     for name in names:
+        if name.startswith("test_") and name in declared:
+            raise LossbenchError(f"objective: '{name}' is a test score; tuning selects on validation (e.g. "
+                                 f"val_{task.selection}) so that the test split stays unseen until the report")
         if name not in valid:
             raise LossbenchError(f"objective: '{name}' is not a result column with a direction (higher or lower "
                                  f"is better); valid: {', '.join(valid)}")

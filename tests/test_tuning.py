@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -80,10 +81,26 @@ def test_a_trial_with_an_invalid_value_fails_alone(tmp_path):
     assert sorted(lr_of(r) for _, r in load_runs(results).iterrows()) == [0.001, 0.01]  # the bad trial wrote nothing
 
 
+def test_a_grid_whose_last_trial_fails_finishes(tmp_path):
+    """Hydra's Optuna sweeper drives the study by ask/tell, where GridSampler's `study.stop()` after the last
+    grid point raises; the sweeper swallowed that only after a completed trial, so a grid whose last trial
+    failed stopped the whole sweep with exit 1 (study.grid_sampler_without_stop). GridSampler draws its next
+    grid point with the `random` module: seeded so that the failing point comes last (checked below)."""
+    results = tmp_path / "r"
+    random.seed(0)
+    outcome = run_command(["hydra/sweeper=optuna", "hydra/sweeper/sampler=grid", "optim.optimizer.lr=choice(0.01,-1.0)",
+                           *DIGITS, "trainer.epochs=1", f"results_dir={results}"], multirun=True)
+    assert [t.state.name for t in study_of(results).trials] == ["COMPLETE", "FAIL"]  # the failure came last
+    assert outcome.exit_code == 0, outcome.lines
+    assert "2 trials, 1 complete, 1 failed" in outcome.lines[1]
+
+
 @pytest.mark.parametrize("args,message", [
     (["optim.optimizer.lr=interval(1e-4"], "cannot parse the override 'optim.optimizer.lr=interval(1e-4'"),
     (["optim.optimizer.lrr=interval(1e-4,1e-1)"], "unknown key 'optim.optimizer.lrr'"),
     ([LOG_LR, "objective=[test_accuracy]"], "objective: 'test_accuracy' is not a result column"),
+    ([LOG_LR, "objective=[test_acc]"], "objective: 'test_acc' is a test score; tuning selects on validation"),
+    ([LOG_LR, "objective=val_acc"], "objective: got 'val_acc'; valid: a list [a,b,...] of str or null"),
     ([LOG_LR, "optim.optimizer.weight_decay=-1"], "weight_decay"),
     ([LOG_LR, "hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials: got 0; valid: int >= 1"),
 ])
