@@ -28,7 +28,7 @@ file (see `lossbench list`), `key.sub=value` sets a value.
 
 **Examples**
 
-* `lossbench run` — offline default (MNIST-1D, small CNN, cross-entropy), about 20 s on 2 CPU cores
+* `lossbench run` — offline default (MNIST-1D, small CNN, cross-entropy), about 10 s on 2 CPU cores
 * `lossbench run loss=harmonic distance=cosine dataset=mnist1d backbone=mlp seed=3`
 * `lossbench run dataset=cifar10 backbone=resnet18 trainer.epochs=30 data_dir=~/data`
 * `lossbench run trainer.epochs=5 optim=sgd optim.optimizer.lr=0.1 tracker=off`
@@ -161,11 +161,15 @@ def report(
     from lossbench.report.formats import FORMAT_ALIASES, to_markdown
 
     split_list = lambda text: [t.strip() for t in text.split(",") if t.strip()]  # noqa: E731
+    if not results_dir.is_dir():
+        _fail(f"no results folder at {results_dir}")
     try:
         built = build_report(results_dir, out, split_list(group_by), split_list(metrics) if metrics else None,
                              split_list(formats), table, x, split, baseline, across)
     except LossbenchError as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _stopped(exc)
     markdown = "md" in {FORMAT_ALIASES.get(f) for f in split_list(formats)}
     for t in built.tables if markdown else ():  # the terminal shows markdown only when markdown was asked for
         typer.echo(to_markdown(t, t.metrics))
@@ -190,11 +194,16 @@ def export(
     if not (results_dir / "runs").is_dir():
         _fail(f"no results folder at {results_dir} (it has no runs/ folder)")
     for option, path in (("--out", out), ("--history", history)):
-        if path is not None and (path.is_dir() or not path.parent.is_dir()):
-            _fail(f"{option} {path}: name a file in an existing folder")
+        if path is not None and path.is_dir():
+            _fail(f"{option} {path}: is a folder; valid: a Parquet file's path, e.g. {path / 'runs.parquet'}")
+        if path is not None and not path.parent.is_dir():
+            _fail(f"{option} {path}: folder {path.parent} does not exist; valid: a file in an existing folder")
     if history is not None and history.resolve() == out.resolve():
         _fail(f"--history {history}: must differ from --out")
-    runs, rows = write(results_dir, out, history)
+    try:
+        runs, rows = write(results_dir, out, history)
+    except OSError as exc:
+        _stopped(exc)
     typer.echo(f"wrote {runs} runs to {out}" + (f" and {rows} history rows to {history}" if history else ""))
 
 

@@ -88,7 +88,19 @@ def compose_run(overrides: list[str]) -> tuple[DictConfig, dict[str, str]]:
     choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
     with _writable(cfg):
         del cfg["hydra"]
+    _no_new_root_keys(cfg, overrides)
     return cfg, choices
+
+
+def _no_new_root_keys(cfg: DictConfig, overrides: list[str]) -> None:
+    """`+key=value` at the top level adds a key nothing reads (Hydra accepts it): a typo would silently
+    make a new run id. Below the top, the classes' signatures check added keys (validate.py)."""
+    groups = {g.split("/")[0] for g in GROUPS}
+    for item in overrides:
+        key = item.split("=", 1)[0]
+        if key.startswith("+") and "." not in key and "/" not in key and key.lstrip("+") not in {*groups, "hydra"}:
+            valid = ", ".join(k for k in cfg if k != key.lstrip("+"))
+            raise LossbenchError(f"unknown key '{key.lstrip('+')}' ({item}); valid keys: {valid}")
 
 
 def hydra_settings(overrides: list[str]) -> DictConfig:
@@ -144,14 +156,21 @@ def _composition_message(exc: BaseException, overrides: list[str]) -> str:
         key = text.split("'")[1]
         parent, _, _ = key.rpartition(".")
         rest = [o for o in overrides if not o.lstrip("+~").startswith(f"{key}=")]
-        return f"unknown key '{key}'" + (f"; valid keys of {parent}: {_keys_of(parent, rest)}" if parent else "")
+        valid = _keys_of(parent, rest)
+        if parent == "hydra.launcher" and valid == "(none)":
+            return f"unknown key '{key}': Hydra's basic launcher takes no settings; pick one first, e.g. " \
+                   "hydra/launcher=joblib"
+        return f"unknown key '{key}'; valid keys{' of ' + parent if parent else ''}: {valid}"
     return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _keys_of(parent: str, overrides: list[str]) -> str:
     try:
-        cfg, _ = compose_run(overrides)
-        node = OmegaConf.select(cfg, parent)
+        if parent.split(".")[0] == "hydra":
+            node = OmegaConf.select(OmegaConf.create({"hydra": hydra_settings(overrides)}), parent)
+        else:
+            cfg, _ = compose_run(overrides)
+            node = OmegaConf.select(cfg, parent) if parent else cfg
         keys = [k for k in node if k not in HYDRA_KEYS] if isinstance(node, DictConfig) else []
         return ", ".join(keys) or "(none)"
     except LossbenchError:

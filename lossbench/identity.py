@@ -18,10 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
-from lossbench import LossbenchError
+from lossbench.targets import locate
 
 
 @dataclass(frozen=True)
@@ -148,10 +147,7 @@ def effective_config(cfg: DictConfig) -> dict[str, Any]:
 
 def _named(node: Mapping[str, Any], path: str) -> Any:
     """The class a `_target_` node instantiates."""
-    try:
-        return get_class(node["_target_"])
-    except Exception as exc:
-        raise LossbenchError(f"{path}._target_: cannot import '{node.get('_target_')}' ({exc})") from None
+    return locate(str(node.get("_target_")), f"{path}._target_")
 
 
 def loss_labels(loss: Mapping[str, Any]) -> dict[str, str]:

@@ -19,6 +19,7 @@ PositiveFloat = Annotated[float, Gt(0)]
 NonNegativeFloat = Annotated[float, Ge(0)]
 OpenFraction = Annotated[float, Interval(gt=0, lt=1)]  # (0, 1): a split's share of the data
 Probability = Annotated[float, Interval(ge=0, le=1)]  # [0, 1]
+UnitInterval = Annotated[float, Interval(ge=0, lt=1)]  # [0, 1): a decay rate (Adam's betas)
 Seed = Annotated[int, Interval(ge=0, le=2**63 - 1)]  # torch.manual_seed takes 64-bit values; stay signed-safe
 
 

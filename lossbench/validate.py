@@ -19,21 +19,23 @@ from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, Literal
 
 from annotated_types import MinLen
-from hydra.utils import get_method
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lossbench import LossbenchError
 from lossbench.config import HYDRA_KEYS
 from lossbench.ranges import (
+    NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     Probability,
     Seed,
+    UnitInterval,
     describe,
     satisfies,
 )
+from lossbench.targets import locate
 
 ROOT_TYPES: dict[str, Any] = {
     "seed": Seed, "data_dir": Annotated[str, MinLen(1)], "results_dir": Annotated[str, MinLen(1)],
@@ -52,12 +54,20 @@ LAUNCHER_TYPES: dict[str, Any] = {
 }
 
 
+# Ranges torch.optim's optimizers enforce themselves (a ValueError at construction, naming no key): checked
+# here with the rest, so `optim.optimizer.lr=-1` names the key and the range
+OPTIMIZER_TYPES: dict[str, Any] = {"lr": NonNegativeFloat, "weight_decay": NonNegativeFloat,
+                                   "momentum": NonNegativeFloat, "eps": NonNegativeFloat,
+                                   "betas": tuple[UnitInterval, UnitInterval]}
+
+
 # ... and of the sweepers that drive tuning (Optuna's; a plugin without these keys is not checked here)
 SWEEPER_TYPES: dict[str, Any] = {"n_trials": PositiveInt, "n_jobs": PositiveInt, "max_failure_rate": Probability}
 
 
 def validate_launcher(launcher: DictConfig, node: str = "hydra.launcher", types: dict[str, Any] | None = None) -> None:
-    """The launcher's (or, with SWEEPER_TYPES, the sweeper's) settings it has, one line naming the key."""
+    """The settings a node has, against a table of types: the launcher's (LAUNCHER_TYPES), or with `types` the
+    sweeper's (SWEEPER_TYPES) or a torch optimizer's (OPTIMIZER_TYPES); one line naming the key."""
     for key, hint in (LAUNCHER_TYPES if types is None else types).items():
         if key in launcher and not _matches(launcher[key], hint):
             raise LossbenchError(f"{node}.{key}: got {launcher[key]!r}; valid: {_valid(launcher[key], hint)}")
@@ -77,6 +87,8 @@ def validate(cfg: DictConfig) -> None:
             raise LossbenchError(f"{key}: got {cfg.get(key)!r}; valid: {_valid(cfg.get(key), hint)}")
     for path, node in _target_nodes(cfg, ""):
         _check_target(path, node)
+        if path == "optim.optimizer" and str(node["_target_"]).startswith("torch.optim."):
+            validate_launcher(node, path, OPTIMIZER_TYPES)
 
 
 def _target_nodes(node: Any, path: str) -> Iterator[tuple[str, DictConfig]]:
@@ -91,12 +103,7 @@ def _target_nodes(node: Any, path: str) -> Iterator[tuple[str, DictConfig]]:
 
 
 def _check_target(path: str, node: DictConfig) -> None:
-    try:
-        target = get_method(node["_target_"]) if "." in node["_target_"] else None
-    except Exception:
-        target = None
-    if target is None:
-        raise LossbenchError(f"{path}._target_: cannot import '{node['_target_']}'")
+    target = locate(str(node["_target_"]), f"{path}._target_")
     signature = inspect.signature(target)
     params = signature.parameters
     accepts_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
@@ -160,13 +167,18 @@ def _valid(value: Any, hint: Any) -> str:
 
 def _type_name(hint: Any) -> str:
     if typing.get_origin(hint) is typing.Annotated:
-        return f"{_type_name(typing.get_args(hint)[0])} {describe(hint.__metadata__)}".strip()
+        bounds = describe(hint.__metadata__)
+        return f"{_type_name(typing.get_args(hint)[0])}{',' if bounds.startswith('at least') else ''} {bounds}".strip()
     if typing.get_origin(hint) is typing.Literal:
         return "one of " + ", ".join(map(str, typing.get_args(hint)))
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(hint))
     if hint is float:
         return "finite float"
+    if hint is type(None):
+        return "null"
+    if typing.get_origin(hint) is list and typing.get_args(hint):
+        return f"a list [a,b,...] of {_type_name(typing.get_args(hint)[0])}"
     if typing.get_origin(hint) is tuple and Ellipsis not in typing.get_args(hint):
         return f"a list of {len(typing.get_args(hint))}: [" + ", ".join(map(_type_name, typing.get_args(hint))) + "]"
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

@@ -26,6 +26,9 @@ def lossbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         ("distance=cosinee", "unknown distance 'cosinee'; choose one of: " + ", ".join(group_options("distance"))),
         ("dataset=mnist2d", "choose one of: " + ", ".join(group_options("dataset"))),
         ("trainer.epocs=3", "unknown key 'trainer.epocs'; valid keys of trainer: epochs, batch_size"),
+        ("seeed=1", "unknown key 'seeed'; valid keys: dataset, backbone, loss"),
+        ("+foo=1", "unknown key 'foo' (+foo=1); valid keys: dataset, backbone, loss"),  # would be a new run id
+        ("hydra.launcher.n_jobs=2", "Hydra's basic launcher takes no settings; pick one first, e.g. hydra/launcher"),
         ("trainer.epochs=abc", "trainer.epochs: got 'abc'; valid: int >= 1"),
         ("trainer.epochs=0", "trainer.epochs: got 0; valid: int >= 1"),
         ("seed=x", "seed: got 'x'; valid: int >= 0 and <= 9223372036854775807"),
@@ -34,14 +37,17 @@ def lossbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         ("optim.optimizer.lr=nan", "optim.optimizer.lr: got nan; valid: finite float"),
         ("optim.optimizer.lr=inf", "optim.optimizer.lr: got inf; valid: finite float"),
         ("+optim.optimizer.betas=[0.9]", "optim.optimizer.betas: got [0.9]; valid: a list of 2"),
+        ("optim.optimizer.lr=-1", "optim.optimizer.lr: got -1; valid: finite float >= 0"),  # torch's check, named
+        ("+optim.optimizer.betas=[0.9,1.0]", "optim.optimizer.betas: got [0.9, 1.0]; valid: a list of 2: [finite "
+         "float >= 0 and < 1"),
         ("trainer.eval_batch_size=100000000000000000000000", "trainer.eval_batch_size: got 100000000000000000000000; "
          "valid: int >= 1, within 64 bits"),
-        ("results_dir=", "results_dir: got ''; valid: str at least 1 item"),
+        ("results_dir=", "results_dir: got ''; valid: str, at least 1 item"),
         ("tracker.country_iso_code=XYZ", "country_iso_code='XYZ' is not in CodeCarbon's energy-mix data"),
         ("loss.head.bias=maybe", "loss.head.bias: got 'maybe'; valid: bool"),
         ("dataset.val_fraction=1.5", "dataset.val_fraction: got 1.5; valid: finite float > 0 and < 1"),
         ("probe_samples=-1", "probe_samples: got -1; valid: int >= 1"),
-        ("backbone.channels=[]", "backbone.channels: got []; valid: list at least 1 item"),
+        ("backbone.channels=[]", "backbone.channels: got []; valid: a list [a,b,...] of int >= 1, at least 1 item"),
         ("device=tpu", "unknown device 'tpu'"),
         ("dataset=cifar10", "CIFAR10 not found: expected"),
     ],
@@ -93,3 +99,50 @@ def test_run_help_explains_overrides_with_examples(tmp_path):
     assert proc.returncode == 0
     for text in ("Hydra overrides", "lossbench run loss=harmonic distance=cosine", "-m", "lossbench list"):
         assert text in proc.stdout
+
+
+def test_a_target_that_cannot_be_imported_is_one_line_with_its_cause(tmp_path, monkeypatch):
+    """A module off PYTHONPATH, a name not in it, and a distance that leaves out part of its contract (it fails
+    on import): each one line naming the key, the target and the cause (Hydra's own lookup logged four)."""
+    (tmp_path / "userdist.py").write_text(
+        "import torch\nfrom lossbench.distances.base import Distance\n\n\n"
+        "class Incomplete(Distance):\n    name = 'incomplete'\n\n"
+        "    def pairwise(self, x, w):\n        return torch.cdist(x, w)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    key = "loss.head.distance._target_"
+    for target, cause in (("absent_module.Cls", "No module named 'absent_module' (is its folder on PYTHONPATH?)"),
+                          ("lossbench.distances.Nope", "module 'lossbench.distances' has no attribute 'Nope'"),
+                          ("userdist.Incomplete", "distance userdist.Incomplete must declare term_flops, reference")):
+        result = CliRunner().invoke(app, ["run", "loss=harmonic", f"distance._target_={target}",
+                                          f"results_dir={tmp_path / 'r'}"])
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1, result.stderr
+        assert lines[0].startswith(f"error: {key}: cannot import '{target}': {cause}"), lines[0]
+    assert not (tmp_path / "r").exists()
+
+
+def test_export_report_and_tune_name_what_is_wrong_in_one_line(tmp_path, monkeypatch):
+    """Bad paths and counts of the other commands: one line naming the option and what is valid (exit 2); a
+    file that cannot be written (a path under /proc) is one line too, exit 1, never a traceback."""
+    from lossbench.testing import synthetic_row, write_synthetic
+
+    monkeypatch.chdir(tmp_path)
+    write_synthetic(tmp_path / "results", [synthetic_row(seed=0, test_acc=0.9)])
+    (tmp_path / "folder").mkdir()
+    cases = [
+        (["export", "results", "--out", "folder"], 2,
+         "error: --out folder: is a folder; valid: a Parquet file's path, e.g. folder/runs.parquet"),
+        (["export", "results", "--out", "nowhere/runs.parquet"], 2,
+         "error: --out nowhere/runs.parquet: folder nowhere does not exist; valid: a file in an existing folder"),
+        (["report", "absent"], 2, "error: no results folder at absent"),
+        (["tune", "--space", "optim.optimizer.lr=interval(1e-4,1e-1)", "--trials", "0"], 2,
+         "error: --trials: got 0; valid: an integer >= 1 (trials per variant)"),
+    ]
+    if Path("/proc").is_dir():
+        cases.append((["export", "results", "--out", "/proc/x.parquet"], 1, "error: stopped: cannot write"))
+    for args, code, line in cases:
+        result = CliRunner().invoke(app, args)
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == code and len(lines) == 1 and lines[0].startswith(line), (args, result.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "results"]

@@ -159,7 +159,8 @@ def test_metric_against_a_config_value_with_error_bars(tmp_path):
     build_report(root, out, ["dataset"], ["val_acc"], x="backbone.widths", split="loss.criterion.amplitude")
     assert (out / "tables" / "val-acc-vs-backbone-widths.md").read_text().count("| dce amplitude=") == 2
     assert (out / "figures" / "val-acc-vs-backbone-widths.png").stat().st_size > 2000
-    with pytest.raises(LossbenchError, match="config has no 'backbone.depth'"):
+    with pytest.raises(LossbenchError, match=r"^--x backbone.depth: the runs' config has no 'backbone.depth' \(stopped "
+                                             r"at 'depth'\); valid there: .*\bwidths\b"):
         sweep_table(runs, "backbone.depth", METRICS["val_acc"])
 
 

@@ -175,12 +175,14 @@ def tied_with_best(table: GroupTable, metric: Metric) -> set[str]:
     return {st.best, *st.tied}
 
 
-def config_value(config_json: str, path: str) -> str:
+def config_value(config_json: str, path: str, option: str = "--x") -> str:
     """A dotted config path (e.g. backbone.widths) read from a row's stored config, as text."""
     node = json.loads(config_json)
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
-            raise LossbenchError(f"config has no '{path}' (stopped at '{part}')")
+            keys = ", ".join(sorted(node)) if isinstance(node, dict) else "(none: a value)"
+            raise LossbenchError(f"{option} {path}: the runs' config has no '{path}' (stopped at '{part}'); "
+                                 f"valid there: {keys}")
         node = node[part]
     return json.dumps(node) if isinstance(node, (list, dict)) else str(node)
 
@@ -193,7 +195,7 @@ def sweep_table(runs: pd.DataFrame, x: str, metric: Metric, split: str | None = 
         raise LossbenchError("no completed runs to report")
     done = label_cells(done, [], tuple(p for p in (x, split) if p)).runs
     if split:
-        done["variant"] += " " + split.rsplit(".", 1)[-1] + "=" + done.config_json.map(lambda c: config_value(c, split))
+        done["variant"] += " " + split.rsplit(".", 1)[-1] + "=" + done.config_json.map(lambda c: config_value(c, split, "--split"))
     done["x"] = done.config_json.map(lambda c: config_value(c, x))
     stats = done.groupby(["variant", "x"])[metric.name].agg(["mean", "std", "count"])
     order = sorted(stats.index.get_level_values("x").unique(), key=_numeric_key)

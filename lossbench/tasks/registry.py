@@ -10,21 +10,17 @@ import json
 from functools import cache
 
 import yaml
-from hydra.utils import get_class
 
 from lossbench import LossbenchError
 from lossbench.config import extra_dirs, group_options, option_file
+from lossbench.targets import locate
 from lossbench.tasks.base import Task
 
 
 @cache
 def task_class(target: str) -> type[Task]:
     """The Task class a `task._target_` names."""
-    try:
-        cls = get_class(target)
-    except Exception as exc:
-        raise LossbenchError(f"rows name task class '{target}', which cannot be imported ({exc})") from None
-    return cls
+    return locate(target, "task._target_")
 
 
 def option_task(option: str) -> type[Task]:
