@@ -41,7 +41,8 @@ def output(args: str) -> str:
         cwd = os.getcwd()
         os.chdir(folder)
         try:
-            result = CliRunner().invoke(app, argv, env={"COLUMNS": "100", "TERMINAL_WIDTH": "100"})
+            result = CliRunner().invoke(app, argv, env={"COLUMNS": "100", "TERMINAL_WIDTH": "100"},
+                                        prog_name="lossbench")
         finally:
             os.chdir(cwd)
     if argv and argv[0] == "run" and "--help" not in argv and result.exit_code != 2:

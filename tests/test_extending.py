@@ -29,11 +29,18 @@ def docs_recipe(heading: str, folder: Path) -> dict[str, Path]:
     """Write the code blocks of one section of docs/extending.md to `folder`: Python modules flat in folder/pkg (the
     `lossbench.<sub>.` prefix of their yaml targets dropped), yamls under folder/conf/<group>/."""
     section = (ROOT / "docs" / "extending.md").read_text().split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
-    written = {}
-    for lang, body in re.findall(r"```(python|yaml)\n(.*?)```", section, flags=re.S):
-        first = body.splitlines()[0]
-        assert first.startswith("# "), f"a recipe block must start with its file path: {first!r}"
-        path = first[2:].strip()
+    written, end = {}, 0
+    for block in re.finditer(r"```(python|yaml)\n(.*?)```", section, flags=re.S):
+        lang, body = block.groups()
+        if lang == "python":  # a class file starts with its path; a yaml's first comment is its description, so
+            first = body.splitlines()[0]  # its path is named in the prose just before it
+            assert first.startswith("# "), f"a recipe's class file must start with its path: {first!r}"
+            path = first[2:].strip()
+        else:
+            named = re.findall(r"`(conf/[\w/]+\.yaml)`", section[end:block.start()])
+            assert named, f"the prose before a recipe's yaml must name its file: {body.splitlines()[0]!r}"
+            path = named[-1]
+        end = block.end()
         if lang == "python":
             target = folder / "pkg" / Path(path).name
         else:
@@ -80,7 +87,9 @@ def test_adding_a_distance_is_one_class_file_and_one_yaml(tmp_path):
     proc = generic_tests(name, env, tmp_path, "test_distances.py", "test_run.py")
     assert proc.returncode == 0 and passed(proc) >= 7, proc.stdout[-3000:]
     listing = run([sys.executable, "-m", "lossbench", "list", "distance"], env, tmp_path)
-    assert re.search(rf"^{name}\s+\S", listing.stdout, flags=re.M), listing.stdout
+    description = (tmp_path / "conf" / "distance" / f"{name}.yaml").read_text().splitlines()[0].lstrip("# ")
+    assert not description.endswith(".yaml")  # a pasted recipe lists a description, not its own file name
+    assert re.search(rf"^{name}\s+{re.escape(description)}$", listing.stdout, flags=re.M), listing.stdout
     trained = run([sys.executable, "-m", "lossbench", "run", "loss=harmonic", f"distance={name}", "backbone=mlp",
                    "trainer.epochs=1", "tracker=off", f"results_dir={tmp_path / 'results'}"], env, tmp_path)
     assert trained.returncode == 0, trained.stderr
