@@ -50,10 +50,10 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _stopped(exc: OSError) -> None:
-    """A file could not be written mid-command (disk full, quota, permissions): one line, exit 1."""
+def _stopped(exc: OSError, action: str = "cannot write") -> None:
+    """A file could not be written (or read) mid-command (disk full, quota, permissions): one line, exit 1."""
     where = f" {exc.filename}" if exc.filename else ""
-    typer.echo(f"error: stopped: cannot write{where}: {exc.strerror or exc}; files written before are intact",
+    typer.echo(f"error: stopped: {action}{where}: {exc.strerror or exc}; files written before are intact",
                err=True)
     raise typer.Exit(1)
 
@@ -162,14 +162,14 @@ def report(
 
     split_list = lambda text: [t.strip() for t in text.split(",") if t.strip()]  # noqa: E731
     if not results_dir.is_dir():
-        _fail(f"no results folder at {results_dir}")
+        _fail(f"no results folder at {results_dir}; valid: a folder lossbench run wrote (it holds runs/)")
     try:
         built = build_report(results_dir, out, split_list(group_by), split_list(metrics) if metrics else None,
                              split_list(formats), table, x, split, baseline, across)
     except LossbenchError as exc:
         _fail(str(exc))
     except OSError as exc:
-        _stopped(exc)
+        _stopped(exc, "cannot read or write")
     markdown = "md" in {FORMAT_ALIASES.get(f) for f in split_list(formats)}
     for t in built.tables if markdown else ():  # the terminal shows markdown only when markdown was asked for
         typer.echo(to_markdown(t, t.metrics))

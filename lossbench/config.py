@@ -6,6 +6,7 @@ Composition errors become one line that names the valid choices, instead of Hydr
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -94,13 +95,20 @@ def compose_run(overrides: list[str]) -> tuple[DictConfig, dict[str, str]]:
 
 def _no_new_root_keys(cfg: DictConfig, overrides: list[str]) -> None:
     """`+key=value` at the top level adds a key nothing reads (Hydra accepts it): a typo would silently
-    make a new run id. Below the top, the classes' signatures check added keys (validate.py)."""
-    groups = {g.split("/")[0] for g in GROUPS}
-    for item in overrides:
-        key = item.split("=", 1)[0]
-        if key.startswith("+") and "." not in key and "/" not in key and key.lstrip("+") not in {*groups, "hydra"}:
-            valid = ", ".join(k for k in cfg if k != key.lstrip("+"))
-            raise LossbenchError(f"unknown key '{key.lstrip('+')}' ({item}); valid keys: {valid}")
+    make a new run id. Refused unless the key names a config group (`+experiment=...`, a user's group) or
+    is a top-level key without it too (`++seed=1`). Below the top, the classes' signatures check added keys
+    (validate.py)."""
+    added = {item.split("=", 1)[0].lstrip("+"): item for item in overrides
+             if re.match(r"\+{1,2}[^.=/~]+=", item)}
+    added = {key: item for key, item in added.items() if key != "hydra" and key in cfg and not group_options(key)}
+    if not added:
+        return
+    rest = [item for item in overrides if item not in added.values()]
+    with _hydra(rest):
+        known = compose(CONFIG_NAME, overrides=[*search_overrides(rest), *rest])
+    for key, item in added.items():
+        if key not in known:
+            raise LossbenchError(f"unknown key '{key}' ({item}); valid keys: {', '.join(map(str, known))}")
 
 
 def hydra_settings(overrides: list[str]) -> DictConfig:

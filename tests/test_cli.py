@@ -28,6 +28,7 @@ def lossbench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         ("trainer.epocs=3", "unknown key 'trainer.epocs'; valid keys of trainer: epochs, batch_size"),
         ("seeed=1", "unknown key 'seeed'; valid keys: dataset, backbone, loss"),
         ("+foo=1", "unknown key 'foo' (+foo=1); valid keys: dataset, backbone, loss"),  # would be a new run id
+        ("++foo=1", "unknown key 'foo' (++foo=1); valid keys: dataset, backbone, loss"),
         ("hydra.launcher.n_jobs=2", "Hydra's basic launcher takes no settings; pick one first, e.g. hydra/launcher"),
         ("trainer.epochs=abc", "trainer.epochs: got 'abc'; valid: int >= 1"),
         ("trainer.epochs=0", "trainer.epochs: got 0; valid: int >= 1"),
@@ -101,6 +102,18 @@ def test_run_help_explains_overrides_with_examples(tmp_path):
         assert text in proc.stdout
 
 
+def test_top_level_plus_keys_that_exist_or_name_a_group_are_taken(tmp_path, monkeypatch):
+    """`++seed=1` (what Hydra itself suggests for an existing key) and `+<group>=<option>` of a user's
+    `@package _global_` group add no unread key: composed, not refused."""
+    from lossbench.config import compose_run
+
+    (tmp_path / "preset").mkdir()
+    (tmp_path / "preset" / "fast.yaml").write_text("# @package _global_\ntrainer:\n  epochs: 2\n")
+    monkeypatch.setenv("LOSSBENCH_CONFIG_PATH", str(tmp_path))
+    cfg, _ = compose_run(["++seed=7", "+preset=fast"])
+    assert cfg.seed == 7 and cfg.trainer.epochs == 2 and "preset" not in cfg
+
+
 def test_a_target_that_cannot_be_imported_is_one_line_with_its_cause(tmp_path, monkeypatch):
     """A module off PYTHONPATH, a name not in it, and a distance that leaves out part of its contract (it fails
     on import): each one line naming the key, the target and the cause (Hydra's own lookup logged four)."""
@@ -135,7 +148,7 @@ def test_export_report_and_tune_name_what_is_wrong_in_one_line(tmp_path, monkeyp
          "error: --out folder: is a folder; valid: a Parquet file's path, e.g. folder/runs.parquet"),
         (["export", "results", "--out", "nowhere/runs.parquet"], 2,
          "error: --out nowhere/runs.parquet: folder nowhere does not exist; valid: a file in an existing folder"),
-        (["report", "absent"], 2, "error: no results folder at absent"),
+        (["report", "absent"], 2, "error: no results folder at absent; valid: a folder lossbench run wrote"),
         (["tune", "--space", "optim.optimizer.lr=interval(1e-4,1e-1)", "--trials", "0"], 2,
          "error: --trials: got 0; valid: an integer >= 1 (trials per variant)"),
     ]

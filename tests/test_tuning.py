@@ -87,9 +87,14 @@ def test_a_grid_whose_last_trial_fails_finishes(tmp_path):
     failed stopped the whole sweep with exit 1 (study.grid_sampler_without_stop). GridSampler draws its next
     grid point with the `random` module: seeded so that the failing point comes last (checked below)."""
     results = tmp_path / "r"
+    state = random.getstate()
     random.seed(0)
-    outcome = run_command(["hydra/sweeper=optuna", "hydra/sweeper/sampler=grid", "optim.optimizer.lr=choice(0.01,-1.0)",
-                           *DIGITS, "trainer.epochs=1", f"results_dir={results}"], multirun=True)
+    try:
+        outcome = run_command(["hydra/sweeper=optuna", "hydra/sweeper/sampler=grid",
+                               "optim.optimizer.lr=choice(0.01,-1.0)", *DIGITS, "trainer.epochs=1",
+                               f"results_dir={results}"], multirun=True)
+    finally:
+        random.setstate(state)
     assert [t.state.name for t in study_of(results).trials] == ["COMPLETE", "FAIL"]  # the failure came last
     assert outcome.exit_code == 0, outcome.lines
     assert "2 trials, 1 complete, 1 failed" in outcome.lines[1]

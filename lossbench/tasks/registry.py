@@ -20,7 +20,7 @@ from lossbench.tasks.base import Task
 @cache
 def task_class(target: str) -> type[Task]:
     """The Task class a `task._target_` names."""
-    return locate(target, "task._target_")
+    return locate(target, "task class")  # named by a config's task._target_ or a stored row's config
 
 
 def option_task(option: str) -> type[Task]:
