@@ -122,14 +122,14 @@ def _group_table(task: type[Task], metrics: list[Metric], key: dict[str, str], g
     by_cell = group.groupby("variant")
     mean, std, n = by_cell[names].mean(), by_cell[names].std(ddof=1), by_cell.size()
     status = everything.groupby("variant").status.value_counts().unstack(fill_value=0)
-    tallied = everything.assign(tally=everything.status.map(tally)).groupby("variant").tally.value_counts()
-    tallied = tallied.unstack(fill_value=0).reindex(n.index, fill_value=0)
-    failed, diverged = (tallied.get(s.value, pd.Series(0, index=n.index)) for s in (RunStatus.FAILED, RunStatus.DIVERGED))
+    counts = status.reindex(n.index, fill_value=0)  # the cells with a completed run: rows per status
+    by_tally = counts.T.groupby(counts.columns.map(tally)).sum().T  # completed / diverged / failed
+    failed, diverged = (by_tally.get(s.value, pd.Series(0, index=n.index)) for s in (RunStatus.FAILED, RunStatus.DIVERGED))
     table = GroupTable(task, metrics, key, mean, std, n, failed, diverged, rows=everything)
     labels = everything.groupby("variant_name")["variant"].unique()
     table.split = {str(v): sorted(cells) for v, cells in labels.items() if len(cells) > 1}
     table.unfinished = {v: status.loc[v][status.loc[v] > 0].to_dict() for v in sorted(set(status.index) - set(n.index))}
-    ended = status.loc[n.index, [c for c in status.columns if c in {s.value for s in UNFINISHED}]].sum()
+    ended = counts[[c for c in counts.columns if c in {s.value for s in UNFINISHED}]].sum()
     table.ended = {str(s): int(count) for s, count in ended.items() if count}
     table.values = {m: group.groupby(["seed", "variant"])[m].mean().unstack("variant") for m in names}
     table.baseline = baseline if baseline in mean.index else None
