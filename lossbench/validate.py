@@ -67,7 +67,7 @@ SWEEPER_TYPES: dict[str, Any] = {"n_trials": PositiveInt, "n_jobs": PositiveInt,
 
 def validate_launcher(launcher: DictConfig, node: str = "hydra.launcher", types: dict[str, Any] | None = None) -> None:
     """The settings a node has, against a table of types: the launcher's (LAUNCHER_TYPES), or with `types` the
-    sweeper's (SWEEPER_TYPES); one line naming the key."""
+    sweeper's (SWEEPER_TYPES) or a torch optimizer's plain numbers (OPTIMIZER_TYPES); one line naming the key."""
     for key, hint in (LAUNCHER_TYPES if types is None else types).items():
         if key in launcher and not _matches(launcher[key], hint):
             raise LossbenchError(f"{node}.{key}: got {launcher[key]!r}; valid: {_valid(launcher[key], hint)}")
@@ -94,12 +94,12 @@ def validate(cfg: DictConfig) -> None:
 def _optimizer_ranges(node: DictConfig, path: str) -> None:
     """OPTIMIZER_TYPES on the plain numbers a torch optimizer is given (a scalar, or the pair `betas`): torch
     also takes other forms, e.g. a Tensor `lr` or Adafactor's `eps` pair, which it checks itself."""
-    for key, hint in OPTIMIZER_TYPES.items():
-        value = node.get(key)
+    def plain(key: str, value: Any) -> bool:
         numbers = list(value) if isinstance(value, ListConfig) else [value]
-        plain = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers)
-        if plain and (key == "betas") == isinstance(value, ListConfig) and not _matches(value, hint):
-            raise LossbenchError(f"{path}.{key}: got {value!r}; valid: {_valid(value, hint)}")
+        return (key == "betas") == isinstance(value, ListConfig) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers)
+
+    validate_launcher(node, path, {k: hint for k, hint in OPTIMIZER_TYPES.items() if plain(k, node.get(k))})
 
 
 def _target_nodes(node: Any, path: str) -> Iterator[tuple[str, DictConfig]]:
