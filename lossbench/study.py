@@ -21,6 +21,7 @@ study that is being run.
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,8 +56,9 @@ def settings(sweeper: DictConfig, given: set[str], results_dir: Path, name: str,
         (results_dir / STUDIES).mkdir(parents=True, exist_ok=True)
     done, asked = resume(storage, study) if storage else (0, 0)
     wanted: dict[str, Any] = {
-        "hydra.sweeper.study_name": study,
-        "hydra.sweeper.storage": storage,
+        # quoted: Hydra reads a bare sweep id such as 42132e52 as the float 4.2132e+56, a path with ',' as a list
+        "hydra.sweeper.study_name": quoted(study),
+        "hydra.sweeper.storage": quoted(storage) if storage else None,
         "hydra.sweeper.direction": "[" + ",".join(directions) + "]" if len(directions) > 1 else directions[0],
         "hydra.sweeper.max_failure_rate": 1.0,
         # a seeded sampler (where it has a seed and none is set): the same command on the same stored study
@@ -91,6 +93,13 @@ def grid_sampler_without_stop() -> Iterator[None]:
         yield
     finally:
         GridSampler.after_trial = original  # type: ignore[method-assign]
+
+
+def quoted(text: str) -> str:
+    """`text` as a quoted string of Hydra's override grammar: always a string, whatever it looks like (a
+    quote is escaped, and so are the backslashes right before a quote or the closing quote, Hydra's rule)."""
+    body = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), str(text))
+    return f"'{body}'"
 
 
 def resume(storage: str, name: str) -> tuple[int, int]:

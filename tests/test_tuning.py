@@ -17,6 +17,8 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from lossbench.cli import app
@@ -79,6 +81,32 @@ def test_a_trial_with_an_invalid_value_fails_alone(tmp_path):
     states = sorted(t.state.name for t in study_of(results).trials)
     assert states == ["COMPLETE", "COMPLETE", "FAIL"]
     assert sorted(lr_of(r) for _, r in load_runs(results).iterrows()) == [0.001, 0.01]  # the bad trial wrote nothing
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.from_regex(r"[0-9]+e[0-9]+", fullmatch=True),
+                 st.text(st.characters(codec="ascii", exclude_categories=("Cc",)))))
+def test_study_settings_are_strings_whatever_they_look_like(text):
+    """A sweep id is hex: 42132e52 (a float to Hydra's parser, bare) named the study 4.2132e+56, so the stored
+    study was not found by its name. Quoted, any text parses back to itself (Hydra's own parser)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from lossbench.study import quoted
+
+    assert OverridesParser.create().parse_override(f"hydra.sweeper.study_name={quoted(text)}").value() == text
+
+
+def test_the_study_is_named_by_the_sweep_id_even_when_it_looks_like_a_number(tmp_path):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from lossbench.study import settings as study_settings
+
+    sweeper = OmegaConf.create({"n_trials": 3, "sampler": {"seed": None}})
+    overrides = study_settings(sweeper, set(), tmp_path, "42132e52", ["maximize"])
+    parsed = {o.key_or_group: o.value() for o in OverridesParser.create().parse_overrides(overrides)}
+    assert parsed["hydra.sweeper.study_name"] == "42132e52"
+    assert parsed["hydra.sweeper.storage"] == f"sqlite:///{(tmp_path / 'studies' / '42132e52.db').resolve()}"
 
 
 def test_a_grid_whose_last_trial_fails_finishes(tmp_path):
